@@ -1,0 +1,139 @@
+"""analyze(): from a recording (bundle directory or samples file) to ranked recommendations.
+
+The same path serves `advise analyze`, `advise run` (after it has collected) and notebooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .bundle import open_bundle, read_samples
+from .engine.evaluate import evaluate
+from .engine.rules import Rule, load_rules
+from .errors import InputError
+from .evidence import Evidence
+from .profile import Profile
+
+SCHEMA_VERSION = "1"
+
+
+def load(path: str | Path, *, comm: str | None = None, pid: int | None = None,
+         event: str | None = None) -> Evidence:
+    """Read a bundle directory or a samples file into the evidence rules read."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or directory", str(path))
+    if path.is_dir():
+        bundle = open_bundle(path)
+        table = read_samples(bundle)
+        meta, system, counters, missing = bundle.meta, bundle.system, bundle.counters, bundle.missing
+    else:
+        from .parse.detect import read_samples as read_file
+
+        table = read_file(path)
+        meta, system, counters = {}, None, None
+        missing = {p: f"{path.name} is a bare samples file: no {p}.json (record a bundle with "
+                      f"`advise run --save DIR` to include it)" for p in ("system", "counters")}
+    if event is not None and event not in table.events:
+        known = ", ".join(sorted(table.events)) or "none"
+        raise InputError(f"event {event!r} is not in the recording (events: {known})", str(path))
+    profile = Profile(table, event=event, comm=comm, pid=pid)
+    return Evidence(profile, system, counters, meta, str(path), missing)
+
+
+class Result:
+    """The outcome of an analysis: a plain dict (the JSON report) plus pandas views."""
+
+    def __init__(self, data: dict, evidence: Evidence, rules: list[Rule]):
+        self.data = data
+        self.evidence = evidence
+        self.rules = {r.id: r for r in rules}
+
+    @property
+    def profile(self) -> Profile:
+        return self.evidence.profile
+
+    @property
+    def recommendations(self) -> pd.DataFrame:
+        cols = ["rank", "rule", "title", "estimated_gain_pct", "gain_low_pct", "gain_high_pct",
+                "confidence", "tier", "share_pct", "risk", "weakens_security", "basis"]
+        return pd.DataFrame([{c: r[c] for c in cols} for r in self.data["recommendations"]],
+                            columns=cols)
+
+    @property
+    def not_evaluated(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data["not_evaluated"], columns=["rule", "reason"])
+
+    @property
+    def clean(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data["clean"], columns=["rule", "share_pct", "reason"])
+
+    def top(self) -> dict | None:
+        recs = self.data["recommendations"]
+        return recs[0] if recs else None
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    def __rich__(self):
+        from .report import terminal
+
+        return terminal.renderable(self.data)
+
+    def __repr__(self) -> str:
+        top = self.top()
+        first = f"{top['rule']} +{top['estimated_gain_pct']:.1f}%" if top else "none"
+        return (f"<Result {self.data['source']!r}: {len(self.data['recommendations'])} "
+                f"recommendations, first {first}>")
+
+
+def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
+    cpus = p.cpus()
+    top = p.top(top_n)
+    return {
+        "event": p.event, "events": p.events, "samples": p.samples, "busy_samples": p.busy_samples,
+        "busy_pct": round(p.busy_pct, 2), "duration_s": p.duration_s,
+        "cpus": [{"cpu": int(c), "samples": int(n), "busy_pct": round(float(b), 2), "saturated": bool(s)}
+                 for c, n, b, s in zip(cpus["cpu"], cpus["samples"], cpus["busy_pct"], cpus["saturated"])],
+        "bottleneck": {"kind": bottleneck.kind, "cpus": bottleneck.cpus, "note": bottleneck.note},
+        "top": [{"symbol": r.symbol, "dso": r.dso, "kind": r.kind, "self_pct": round(r.self_pct, 2),
+                 "inclusive_pct": round(r.inclusive_pct, 2), "samples": int(r.self_samples)}
+                for r in top.itertuples()],
+        "filters": dict(p.filters),
+    }
+
+
+def analyze_evidence(evidence: Evidence, rules: list[Rule] | None = None) -> Result:
+    rules = rules if rules is not None else load_rules()
+    bottleneck, recs, clean, skipped = evaluate(rules, evidence)
+    warnings = list(evidence.profile.table.warnings)
+    if any(evidence.profile.filters.values()) and evidence.profile.busy_samples == 0:
+        warnings.append(f"no busy samples match the filter {evidence.profile.filters}")
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "source": evidence.source,
+        "generated_by": f"advisor {__version__}",
+        "profile": _profile_summary(evidence.profile, bottleneck),
+        "recommendations": recs,
+        "clean": clean,
+        "not_evaluated": skipped,
+        "warnings": warnings,
+    }
+    if evidence.meta.get("load"):
+        data["load"] = {k: evidence.meta["load"].get(k) for k in ("tool", "requests_per_sec")}
+    return Result(data, evidence, rules)
+
+
+def analyze(path: str | Path, *, comm: str | None = None, pid: int | None = None,
+            event: str | None = None, rules_dir: str | Path | None = None) -> Result:
+    """Analyse a recording bundle or samples file and rank the remedies.
+
+    >>> r = analyze(__import__("advisor.paths").paths.samples_dir() / "netfilter")  # doctest: +SKIP
+    >>> r.top()["rule"]  # doctest: +SKIP
+    'netfilter'
+    """
+    evidence = load(path, comm=comm, pid=pid, event=event)
+    return analyze_evidence(evidence, load_rules(Path(rules_dir) if rules_dir else None))

@@ -1,0 +1,85 @@
+"""Recording bundles: a directory with the samples, system.json, counters.json and meta.json.
+
+It is what `advise run --save` writes, what CI replays and what samples/ holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+from .model import StackTable
+
+SAMPLE_FILES = ("perf.script.gz", "perf.script", "perf.folded.gz", "perf.folded", "perf.data")
+FORMAT = "advisor-bundle/1"
+
+#: meta.json fields whose type is checked when present (a wrong type is an input error).
+META_TYPES = {"cpus": int, "duration_s": (int, float), "host": str, "kernel": str, "scenario": str,
+              "target": dict, "load": dict, "perf": dict, "created": str, "format": str,
+              "measured": dict}
+
+
+@dataclass
+class Bundle:
+    path: Path
+    samples_path: Path
+    meta: dict = field(default_factory=dict)
+    system: dict | None = None
+    counters: dict | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a file; a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", str(path)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", str(path), exc.lineno) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
+    return data
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    for key, kind in META_TYPES.items():
+        if key in meta and meta[key] is not None and not isinstance(meta[key], kind):
+            wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise InputError(f"field {key}: expected {wanted}, found {type(meta[key]).__name__}", str(path))
+        if key == "cpus" and isinstance(meta.get(key), bool):
+            raise InputError("field cpus: expected int, found bool", str(path))
+
+
+def open_bundle(directory: Path) -> Bundle:
+    """Find the parts of a bundle; samples are required, the rest say why they are absent."""
+    directory = Path(directory)
+    samples = next((directory / n for n in SAMPLE_FILES if (directory / n).is_file()), None)
+    if samples is None:
+        raise InputError("not a recording bundle: no samples file (" + ", ".join(SAMPLE_FILES) + ")",
+                         str(directory))
+    bundle = Bundle(directory, samples)
+    for part in ("meta", "system", "counters"):
+        path = directory / f"{part}.json"
+        if path.is_file():
+            data = read_json(path)
+            if part == "meta":
+                _check_meta(data, path)
+            setattr(bundle, part, data)
+        else:
+            bundle.missing[part] = f"{part}.json is not in the recording {directory}"
+    if bundle.meta is None:
+        bundle.meta = {}
+    return bundle
+
+
+def read_samples(bundle: Bundle, **kwargs) -> StackTable:
+    from .parse.detect import read_samples as read_file
+
+    return read_file(bundle.samples_path, **kwargs)

@@ -1,0 +1,218 @@
+"""`advise`: the command line. Thin: it parses flags, calls the API and picks a renderer.
+
+Exit codes: 0 ok, 1 the --fail-on-gain gate tripped, 2 bad usage or bad input,
+3 environment problem (missing tool, permission), 70 internal error (a bug: please report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .errors import AdvisorError, UsageError
+
+EXIT_GATE = 1
+EXIT_INTERNAL = 70
+FORMATS = ("terminal", "json", "markdown", "script")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2, like every other error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write next to the target, then rename: a failure never leaves half a file."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _render(result: dict, fmt: str, output: Path | None) -> None:
+    from .report import json_report, markdown, script, terminal
+
+    if fmt == "json":
+        text = json_report.render(result)
+    elif fmt == "markdown":
+        text = markdown.render(result)
+    elif fmt == "script":
+        apply_text, rollback_text = script.render(result)
+        if output is None:
+            text = apply_text + "\n# ---- rollback ----\n" + rollback_text
+        else:
+            rollback_path = output.with_name(output.stem + ".rollback" + (output.suffix or ".sh"))
+            write_atomically(rollback_path, rollback_text)
+            text = apply_text
+    else:
+        if output is None:
+            from rich.console import Console
+
+            terminal.render(result, Console())
+            return
+        from rich.console import Console
+
+        console = Console(record=True, width=100, file=open(os.devnull, "w"))
+        terminal.render(result, console)
+        text = console.export_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(output, text)
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import analyze
+
+    result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
+    _render(result.data, args.format, args.output)
+    if args.fail_on_gain is not None:
+        tripped = [r for r in result.data["recommendations"]
+                   if r["estimated_gain_pct"] >= args.fail_on_gain]
+        if tripped:
+            names = ", ".join(f"{r['rule']} +{r['estimated_gain_pct']:.1f}%" for r in tripped)
+            print(f"advise: gate tripped: {names} reach {args.fail_on_gain}%", file=sys.stderr)
+            return EXIT_GATE
+    return 0
+
+
+def cmd_rules(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .engine.rules import load_rules
+
+    rules = load_rules(args.rules)
+    table = Table(title=f"{len(rules)} rules", show_lines=False)
+    for col in ("id", "category", "model", "risk", "case study", "title"):
+        table.add_column(col, overflow="fold")
+    for r in rules:
+        risk = r.risk + (" (weakens security)" if r.weakens_security else "")
+        table.add_row(r.id, r.category, r.model, risk, f"+{r.reported_gain_pct:g}%", r.title)
+    Console().print(table)
+    return 0
+
+
+def explain_text(rule) -> str:
+    """One rule's documentation as Markdown."""
+    lines = [f"# {rule.id}: {rule.title}", "",
+             f"Category: {rule.category}. Estimate model: {rule.model}. Risk: {rule.risk}"
+             + (" — **weakens security**." if rule.weakens_security else "."), "",
+             "## What it looks for", rule.looks_for, ""]
+    if rule.symbols:
+        lines += [f"Symbols ({rule.mode}): " + ", ".join(f"`{s}`" for s in rule.symbols.patterns)]
+        if rule.under:
+            lines += ["Only under: " + ", ".join(f"`{s}`" for s in rule.under.patterns)]
+        if rule.exclude_below:
+            lines += ["Not counted when below it: " + ", ".join(f"`{s}`" for s in rule.exclude_below.patterns)]
+        lines += [f"Reported when it takes at least {rule.min_share_pct}% of busy time.", ""]
+    for name, conds in (("System state", rule.state), ("Counters", rule.counters)):
+        if conds:
+            req = " (required)" if conds.required else ""
+            items = [f"all: `{c.path} {c.test}`" for c in conds.all] + \
+                    [f"any: `{c.path} {c.test}`" for c in conds.any]
+            lines += [f"{name}{req}: " + "; ".join(items), ""]
+    lines += ["## Why it costs", rule.why, "", "## Estimate"]
+    if rule.model == "share":
+        lines += [f"gain = 1/(1 - s*r) - 1 with s the matched share of the bottleneck's busy time and "
+                  f"r = {rule.removable} (range {rule.removable_range[0]}-{rule.removable_range[1]})."]
+    elif rule.model in ("kernel-share", "user-share"):
+        kind = rule.model.split("-")[0]
+        lines += [f"A diffuse cost: modelled as {rule.fraction[0]:.1%}-{rule.fraction[1]:.1%} of {kind} "
+                  f"time (low confidence)."]
+    elif rule.model == "entry-rate":
+        lines += [f"Kernel entries per second x {rule.cost_ns_per_entry[0]:g}-{rule.cost_ns_per_entry[1]:g} ns "
+                  f"each, over busy CPU time; without entry counts {rule.fraction[0]:.1%}-"
+                  f"{rule.fraction[1]:.1%} of kernel time (low confidence)."]
+    else:
+        lines += ["Spare capacity of the idle CPUs next to saturated ones, times "
+                  f"{rule.removable} (range {rule.removable_range[0]}-{rule.removable_range[1]})."]
+    lines += ["", "## Remedy", "```sh", *rule.commands, "```", "", "## Rollback", "```sh", *rule.rollback,
+              "```", "", "## Risk and caveat", f"{rule.risk}: {rule.caveat}", "", "## Case study",
+              f"{rule.section}: reported +{rule.reported_gain_pct:g}%"
+              + (f" (range {rule.reported_range_pct[0]:g}-{rule.reported_range_pct[1]:g}%)"
+                 if rule.reported_range_pct else "") + f". Observed: {rule.observed}.", ""]
+    return "\n".join(lines)
+
+
+def cmd_explain(args) -> int:
+    from .engine.rules import get_rule
+
+    rule = get_rule(args.rule, args.rules)
+    text = explain_text(rule)
+    if args.plain or not sys.stdout.isatty():
+        sys.stdout.write(text)
+    else:
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="advise", description="Profiling-driven tuning advisor for Linux network servers.")
+    parser.add_argument("--version", action="version", version=f"advise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("analyze", help="analyse a recording and rank the remedies")
+    p.add_argument("path", help="bundle directory, perf script text (.gz), folded stacks or perf.data")
+    p.add_argument("--comm", help="only samples of this command name (glob)")
+    p.add_argument("--pid", type=int, help="only samples of this process id")
+    p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
+    p.add_argument("--format", choices=FORMATS, default="terminal")
+    p.add_argument("--output", "-o", type=Path, help="write the report here (atomically)")
+    p.add_argument("--fail-on-gain", type=float, metavar="PCT",
+                   help="exit 1 when a recommendation's estimated gain reaches PCT (CI gate)")
+    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("rules", help="list the rules")
+    p.add_argument("--rules", type=Path, help="rules directory")
+    p.set_defaults(func=cmd_rules)
+
+    p = sub.add_parser("explain", help="one rule's documentation")
+    p.add_argument("rule")
+    p.add_argument("--plain", action="store_true", help="Markdown text even on a terminal")
+    p.add_argument("--rules", type=Path, help="rules directory")
+    p.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except AdvisorError as exc:
+        print(f"advise: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("advise: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line, traceback only on request
+        if os.environ.get("ADVISOR_DEBUG"):
+            raise
+        print(f"advise: internal error: {type(exc).__name__}: {exc} (set ADVISOR_DEBUG=1 for the "
+              f"traceback and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""bcc's CO-RE tools (Debian libbpf-tools) and bpftrace: run them for a window, parse what they print.
+
+These run where bcc's Python `BPF(text=...)` cannot compile (no kernel headers): they need only BTF.
+Each runner starts one tool as a child in its own process group, waits for it to print its summary
+and exit by itself (every invocation here has a duration), and kills the group if anything goes wrong,
+so no tool survives a timeout, an exception or Ctrl-C. The parsers are pure functions of the text,
+tested on real captures in tests/data/core_tools/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+
+from advisor.errors import InputError
+
+TOOL_DIR = "/usr/sbin"
+# Time a tool may take to load and attach its BPF programs before its own timer starts, plus the
+# time to print; a busy 2-CPU box needs a few seconds. Past duration + this, the tool is stopped.
+STARTUP_GRACE_S = 15.0
+MAX_TARGET_PIDS = 4  # one syscount per target process: each adds a program run on every syscall
+
+SOFTIRQ_NAMES = ["HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU"]
+
+
+class ToolFailed(Exception):
+    """A tool did not produce a usable summary; the message says why in one line."""
+
+
+# ---------------------------------------------------------------- child processes
+
+class Children:
+    """Every tool process started for one collection, so that all of them can be stopped at once.
+
+    Used as a context manager: on exit (normal, exception or KeyboardInterrupt) each live process
+    group gets SIGINT (the tools print and exit on it), then SIGKILL if still there after a moment.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Children":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+    def spawn(self, argv: list[str]) -> subprocess.Popen:
+        try:
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     env={**os.environ, "LC_ALL": "C"})
+        except FileNotFoundError:
+            raise ToolFailed(f"{argv[0]} missing") from None
+        except PermissionError:
+            raise ToolFailed(f"{argv[0]} not executable") from None
+        with self._lock:
+            self._live.append(child)
+        return child
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [c.pid for c in self._live if c.poll() is None]
+
+    def stop(self, child: subprocess.Popen, grace_s: float = 1.0) -> None:
+        """SIGINT the child's group, then SIGKILL it; reap the child."""
+        if child.poll() is None:
+            _signal_group(child, signal.SIGINT)
+            try:
+                child.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(child, signal.SIGKILL)  # also any grandchild (perf's `sleep`) left in the group
+        if child.poll() is None:
+            child.wait()
+        with self._lock:
+            if child in self._live:
+                self._live.remove(child)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        for child in live:
+            self.stop(child, grace_s=0.5)
+
+
+def _signal_group(child: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(child.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_tool(children: Children, argv: list[str], timeout_s: float) -> str:
+    """Run one tool to completion and return its stdout; ToolFailed with the reason otherwise.
+
+    A tool still running at `timeout_s` gets SIGINT, which makes it print its summary and exit;
+    that output is used. A tool that dies (killed, error exit, nothing printed) is a failure.
+    """
+    name = os.path.basename(argv[0])
+    child = children.spawn(argv)
+    stopped_late = False
+    try:
+        try:
+            out, err = child.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stopped_late = True
+            _signal_group(child, signal.SIGINT)
+            try:
+                out, err = child.communicate(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                raise ToolFailed(f"{name} did not stop within {timeout_s + 2:g} s") from None
+    finally:
+        children.stop(child)
+    code = child.returncode
+    if code is not None and code < 0:
+        raise ToolFailed(f"{name} killed by {signal.Signals(-code).name}")
+    if code != 0:
+        lines = [line for line in err.decode(errors="replace").splitlines()
+                 if line.strip() and "RLIMIT_MEMLOCK" not in line]
+        raise ToolFailed(f"{name} exit status {code}: {lines[0] if lines else 'no message'}")
+    text = out.decode(errors="replace")
+    if stopped_late and not text.strip():
+        raise ToolFailed(f"{name} printed nothing in {timeout_s:g} s")
+    return text
+
+
+def tool_path(name: str) -> str:
+    return os.path.join(TOOL_DIR, name)
+
+
+# ---------------------------------------------------------------- parsers (pure)
+
+_BANNERS = ("Tracing ",)
+
+
+def _lines(text: str):
+    """(line number, stripped line) for every line that is not blank or a tool banner."""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(_BANNERS):
+            yield number, line.rstrip()
+
+
+_TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]$")
+_SYSCALL_ROW = re.compile(r"^(\S+|\[unknown: \d+\])\s+(\d+)$")
+_PROCESS_ROW = re.compile(r"^(\d+)\s+(.*?)\s+(\d+)$")
+
+
+def parse_syscount(text: str, source: str = "syscount") -> dict[str, int]:
+    """`syscount -d N -T TOP [-p PID]` -> {syscall name: count}. Empty when nothing was traced.
+
+    Unknown syscall numbers print as "[unknown: 436]" and are kept under that name.
+    """
+    counts: dict[str, int] = {}
+    for number, line in _lines(text):
+        stripped = line.strip()
+        if _TIMESTAMP.match(stripped) or stripped.split() == ["SYSCALL", "COUNT"]:
+            continue
+        row = _SYSCALL_ROW.match(stripped)
+        if not row:
+            raise InputError(f"not a syscount row: {stripped[:60]!r}", source, number)
+        counts[row.group(1)] = counts.get(row.group(1), 0) + int(row.group(2))
+    return counts
+
+
+def parse_syscount_processes(text: str, source: str = "syscount -P") -> list[dict]:
+    """`syscount -P -d N -T TOP` -> [{pid, comm, count}], busiest first. COMM may contain spaces."""
+    rows = []
+    for number, line in _lines(text):
+        stripped = line.strip()
+        if _TIMESTAMP.match(stripped) or stripped.split() == ["PID", "COMM", "COUNT"]:
+            continue
+        row = _PROCESS_ROW.match(stripped)
+        if not row:
+            raise InputError(f"not a syscount -P row: {stripped[:60]!r}", source, number)
+        rows.append({"pid": int(row.group(1)), "comm": row.group(2), "count": int(row.group(3))})
+    return sorted(rows, key=lambda r: -r["count"])
+
+
+def parse_softirqs(text: str, source: str = "softirqs") -> dict[str, int]:
+    """`softirqs [-N] N 1` -> {vector (NET_RX, TIMER, ...): total usecs in the window}.
+
+    softirqs(8) prints time per vector only (no counts, no per-CPU split); vectors with no time
+    are not printed. Without -N it truncates each event to whole usecs before summing (short
+    NET_RX runs lose ~15 %), so the runner asks for nanoseconds.
+    """
+    totals: dict[str, int] = {}
+    divisor = None
+    for number, line in _lines(text):
+        fields = line.split()
+        if fields[0] == "SOFTIRQ":
+            units = {"TOTAL_usecs": 1, "TOTAL_nsecs": 1000}
+            if len(fields) != 2 or fields[1] not in units:
+                raise InputError(f"unexpected softirqs header: {line.strip()!r}", source, number)
+            divisor = units[fields[1]]
+            continue
+        if len(fields) != 2 or not fields[1].isdigit() or fields[0].upper() not in SOFTIRQ_NAMES:
+            raise InputError(f"not a softirqs row: {line.strip()[:60]!r}", source, number)
+        if divisor is None:
+            raise InputError("softirqs row before the SOFTIRQ header", source, number)
+        totals[fields[0].upper()] = int(fields[1]) // divisor
+    return totals
+
+
+def parse_hardirqs_counts(text: str, source: str = "hardirqs -C") -> dict[str, int]:
+    """`hardirqs -C N 1` -> {irq handler name: count}. Names may contain spaces."""
+    counts: dict[str, int] = {}
+    for number, line in _lines(text):
+        fields = line.split()
+        if fields[0] == "HARDIRQ":
+            if fields[1:] != ["TOTAL_count"]:
+                raise InputError(f"hardirqs header is not counts (-C missing?): {line.strip()!r}",
+                                 source, number)
+            continue
+        name, _, count = line.strip().rpartition(" ")
+        if not name or not count.isdigit():
+            raise InputError(f"not a hardirqs row: {line.strip()[:60]!r}", source, number)
+        counts[name.strip()] = counts.get(name.strip(), 0) + int(count)
+    return counts
+
+
+_HIST_ROW = re.compile(r"^\s*(\d+)\s*->\s*(\d+)\s*:\s*(\d+)\s*\|[* ]*\|$")
+
+
+def parse_log2_hist(text: str, source: str = "runqlat") -> tuple[str, list[tuple[int, int, int]]]:
+    """A bcc log2 histogram -> (unit, [(low, high, count)]), as runqlat/cpudist print it."""
+    unit, buckets = "", []
+    for number, line in _lines(text):
+        stripped = line.strip()
+        if ":" in stripped and stripped.split(":")[0].strip() in ("usecs", "msecs", "nsecs"):
+            unit = stripped.split(":")[0].strip()
+            continue
+        row = _HIST_ROW.match(line)
+        if not row:
+            raise InputError(f"not a histogram row: {stripped[:60]!r}", source, number)
+        buckets.append((int(row.group(1)), int(row.group(2)), int(row.group(3))))
+    if buckets and not unit:
+        raise InputError("histogram rows without a unit header", source, None)
+    return unit, buckets
+
+
+def hist_percentile(buckets: list[tuple[int, int, int]], fraction: float) -> float | None:
+    """Value below which `fraction` of the samples fall, interpolated linearly inside its bucket.
+
+    A log2 histogram only knows the bucket, so the answer is good to within a factor of 2.
+    """
+    total = sum(count for _, _, count in buckets)
+    if total == 0:
+        return None
+    wanted = fraction * total
+    seen = 0
+    for low, high, count in buckets:
+        if count and seen + count >= wanted:
+            inside = (wanted - seen) / count
+            return round(low + inside * (high + 1 - low), 1)
+        seen += count
+    return float(buckets[-1][1])
+
+
+def parse_bpftrace_softirqs(text: str, ncpu: int, source: str = "bpftrace") -> dict[str, list[int]]:
+    """The `-f json` output of SOFTIRQ_PER_CPU_SCRIPT -> {vector: [usecs on cpu0, cpu1, ...]}."""
+    per_cpu: dict[str, list[int]] = {}
+    found = False
+    for number, line in _lines(text):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"not bpftrace JSON: {line.strip()[:60]!r}", source, number) from None
+        if record.get("type") != "map" or "@ns" not in record.get("data", {}):
+            continue
+        found = True
+        for key, nsecs in record["data"]["@ns"].items():
+            cpu_text, _, vec_text = key.partition(",")
+            cpu, vec = int(cpu_text), int(vec_text)
+            if not 0 <= vec < len(SOFTIRQ_NAMES) or not 0 <= cpu < ncpu:
+                raise InputError(f"softirq key out of range: {key!r}", source, number)
+            row = per_cpu.setdefault(SOFTIRQ_NAMES[vec], [0] * ncpu)
+            row[cpu] += int(nsecs) // 1000
+    if not found:
+        raise InputError("no @ns map in the bpftrace output", source, None)
+    return per_cpu
+
+
+# ---------------------------------------------------------------- runners
+
+def run_syscount(children: Children, seconds: int, pid: int | None = None) -> dict[str, int]:
+    """Syscall counts by name, system-wide or for one process (all its threads)."""
+    argv = [tool_path("syscount"), "-d", str(seconds), "-T", "1000"]
+    if pid is not None:
+        argv += ["-p", str(pid)]
+    text = run_tool(children, argv, seconds + STARTUP_GRACE_S)
+    return parse_syscount(text, " ".join(argv))
+
+
+def run_syscount_processes(children: Children, seconds: int, top: int = 20) -> list[dict]:
+    argv = [tool_path("syscount"), "-P", "-d", str(seconds), "-T", str(top)]
+    return parse_syscount_processes(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
+
+
+def run_softirqs(children: Children, seconds: int) -> dict[str, int]:
+    argv = [tool_path("softirqs"), "-N", str(seconds), "1"]
+    return parse_softirqs(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
+
+
+def run_hardirqs(children: Children, seconds: int) -> dict[str, int]:
+    argv = [tool_path("hardirqs"), "-C", str(seconds), "1"]
+    return parse_hardirqs_counts(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
+
+
+def run_runqlat(children: Children, seconds: int) -> dict:
+    """System-wide run-queue latency: p50/p99 in microseconds from runqlat's log2 histogram."""
+    argv = [tool_path("runqlat"), str(seconds), "1"]
+    unit, buckets = parse_log2_hist(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
+    if unit not in ("", "usecs"):
+        raise ToolFailed(f"runqlat printed {unit}, expected usecs")
+    samples = sum(count for _, _, count in buckets)
+    return {"p50": hist_percentile(buckets, 0.50), "p99": hist_percentile(buckets, 0.99),
+            "samples": samples, "source": "runqlat (system-wide, log2 buckets: within a factor of 2)"}
+
+
+# Time in each softirq vector per CPU: softirqs(8) has no per-CPU split, and bpftrace needs only
+# BTF and tracefs. Softirqs do not nest on a CPU, so one start time per CPU is enough.
+SOFTIRQ_PER_CPU_SCRIPT = """
+tracepoint:irq:softirq_entry { @start[cpu] = nsecs; }
+tracepoint:irq:softirq_exit /@start[cpu]/ {
+  @ns[cpu, args->vec] = sum(nsecs - @start[cpu]); delete(@start[cpu]);
+}
+interval:s:SECONDS { exit(); }
+END { clear(@start); }
+"""
+
+
+def run_bpftrace_softirqs(children: Children, seconds: int, ncpu: int) -> dict[str, list[int]]:
+    script = SOFTIRQ_PER_CPU_SCRIPT.replace("SECONDS", str(int(seconds)))
+    argv = ["bpftrace", "-f", "json", "-e", script]
+    return parse_bpftrace_softirqs(run_tool(children, argv, seconds + STARTUP_GRACE_S), ncpu)
+

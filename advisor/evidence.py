@@ -1,0 +1,33 @@
+"""The one object rules read: the profile, system state and counters, each with why it is missing.
+
+A rule never knows whether this came from a live box or a recording bundle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .profile import Profile
+
+
+@dataclass
+class Evidence:
+    profile: Profile
+    system: dict | None = None
+    counters: dict | None = None
+    meta: dict = field(default_factory=dict)
+    source: str = ""
+    #: why a part is absent, e.g. {"system": "no system.json in this recording"}
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def why_missing(self, part: str) -> str:
+        return self.missing.get(part, f"no {part} data in this recording")
+
+    @property
+    def cpu_count(self) -> int | None:
+        for source in (self.system or {}).get("cpu", {}), self.meta:
+            n = source.get("count") if source is not self.meta else source.get("cpus")
+            if isinstance(n, int) and n > 0:
+                return n
+        cpus = self.profile.cpus()
+        return len(cpus) if not cpus.empty else None

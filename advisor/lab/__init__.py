@@ -1,0 +1,1 @@
+"""Network-namespace testbed: nginx + wrk in two namespaces, pathologies injected and removed, bundles recorded."""

@@ -1,0 +1,86 @@
+"""Value types shared by parsers, the profile and the collectors.
+
+Samples are aggregated as they stream in: memory grows with the number of distinct
+stacks, never with the number of samples.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+KINDS = ("kernel", "user", "jit", "bpf", "inlined", "unknown")
+
+
+class Frame(NamedTuple):
+    symbol: str  # as perf printed it, '+0xOFF' stripped; '[unknown]' when perf did not know
+    dso: str  # without parentheses and ' (deleted)'; '' when absent
+    kind: str  # one of KINDS
+    deleted: bool = False  # the DSO carried ' (deleted)': binary replaced since the process started
+
+
+class StackKey(NamedTuple):
+    event: str  # 'cpu-clock', 'sched:sched_switch', ...; 'folded' for folded input
+    comm: str
+    pid: int  # -1 when unknown
+    tid: int  # -1 when unknown
+    cpu: int  # -1 when unknown
+    frames: tuple  # tuple[Frame, ...], root first, leaf last
+
+
+class StackTable:
+    """Aggregated samples: key -> [sample count, period sum], plus per-event totals."""
+
+    MAX_WARNINGS = 50
+
+    def __init__(self, source: str = "<stream>"):
+        self.source = source
+        self.rows: dict[StackKey, list[int]] = {}
+        self.events: dict[str, list[int]] = {}
+        self.has_period: dict[str, bool] = {}
+        self.time_first: float | None = None
+        self.time_last: float | None = None
+        self.warnings: list[str] = []
+        self._warned: set[str] = set()
+
+    def add(self, key: StackKey, count: int = 1, period: int = 0) -> None:
+        """Add `count` samples of `key`; a missing period weighs 1 per sample."""
+        weight = period if period else count
+        row = self.rows.get(key)
+        if row is None:
+            self.rows[key] = [count, weight]
+        else:
+            row[0] += count
+            row[1] += weight
+        totals = self.events.get(key.event)
+        if totals is None:
+            self.events[key.event] = [count, weight]
+            self.has_period.setdefault(key.event, bool(period))
+        else:
+            totals[0] += count
+            totals[1] += weight
+
+    def see_time(self, t: float) -> None:
+        if self.time_first is None or t < self.time_first:
+            self.time_first = t
+        if self.time_last is None or t > self.time_last:
+            self.time_last = t
+
+    def warn(self, kind: str, message: str) -> None:
+        """Record a warning once per kind (e.g. 'orphan frame'), keeping the first location."""
+        if kind in self._warned or len(self.warnings) >= self.MAX_WARNINGS:
+            return
+        self._warned.add(kind)
+        self.warnings.append(message)
+
+    @property
+    def samples(self) -> int:
+        return sum(v[0] for v in self.events.values())
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.time_first is None or self.time_last is None:
+            return None
+        return self.time_last - self.time_first
+
+    def __len__(self) -> int:
+        return len(self.rows)

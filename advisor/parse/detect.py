@@ -1,0 +1,103 @@
+"""`read_samples(path)`: read a samples file whatever its format.
+
+Formats, told apart by content, not by name: perf.data (magic `PERFILE2`, read through
+`perf script`), gzip (magic 1f 8b; its content sniffed in turn), folded stacks (the first
+lines that are not comments all look like `frame;frame COUNT`), else `perf script` text.
+Directories (recording bundles) are read by advisor.bundle, not here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import InputError
+from ..model import StackTable
+from . import folded, perf_data, perf_script
+
+PERF_DATA_MAGIC = b"PERFILE2"
+GZIP_MAGIC = b"\x1f\x8b"
+SNIFF_BYTES = 64 << 10
+SNIFF_LINES = 20
+
+
+def read_samples(path: str | os.PathLike, *, keep_addrs: bool = False) -> StackTable:
+    """A `StackTable` from a perf.data, perf script text or folded file (gzip or not)."""
+    path = Path(path)
+    source = str(path)
+    if path.is_dir():
+        raise InputError("is a directory: give a samples file (a recording bundle is read "
+                         "as a whole elsewhere)", source)
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source) from None
+    with f:
+        magic = f.read(8)
+        f.seek(0)
+        if magic == PERF_DATA_MAGIC:
+            f.close()
+            return perf_data.read(path, keep_addrs=keep_addrs)
+        if magic[:2] == GZIP_MAGIC:
+            return _read_gzip(f, source, keep_addrs)
+        return _read_text(f, source, keep_addrs)
+
+
+def _read_gzip(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
+    try:
+        with gzip.GzipFile(fileobj=f, mode="rb") as z:
+            if z.peek(8)[:8] == PERF_DATA_MAGIC:
+                raise InputError("a gzip-compressed perf.data: decompress it first (gunzip)",
+                                 source)
+            return _read_text(z, source, keep_addrs)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(f"damaged gzip file: {exc or 'truncated'}", source) from None
+
+
+def _read_text(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
+    head = f.read(SNIFF_BYTES)
+    stream = _Prefixed(head, f)
+    if _looks_folded(head):
+        return folded.read(io.BufferedReader(stream), source)
+    return perf_script.read(stream, source, keep_addrs=keep_addrs)
+
+
+def _looks_folded(head: bytes) -> bool:
+    """The first non-comment lines (up to 20) all have the folded shape."""
+    lines = head.decode("utf-8", "surrogateescape").split("\n")
+    if len(head) == SNIFF_BYTES:
+        lines = lines[:-1]  # the last one may be cut
+    checked = 0
+    for line in lines:
+        if not line.strip() or line.startswith("#"):
+            continue
+        if not folded.is_folded_line(line):
+            return False
+        checked += 1
+        if checked == SNIFF_LINES:
+            break
+    return checked > 0
+
+
+class _Prefixed(io.RawIOBase):
+    """A binary stream: the bytes already read for sniffing, then the rest of the file."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)

@@ -1,0 +1,62 @@
+"""Folded stacks: `comm;root;...;leaf COUNT`, one stack per line.
+
+Written by FlameGraph's stackcollapse-*.pl, inferno-collapse-*, `bcc profile -f` and bpftrace
+scripts. The first element is the process name; PID, TID and CPU are unknown (-1). Frame
+annotations `_[k]`, `_[j]`, `_[i]` give the frame kind and are removed from the symbol; a frame
+without one has kind `unknown` (folded text does not say), `[unknown]` included. The COUNT is
+taken as both the sample count and the weight: folded text does not tell samples from periods.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from ..errors import InputError
+from ..model import Frame, StackKey, StackTable
+
+_ANNOTATIONS = {"_[k]": "kernel", "_[j]": "jit", "_[i]": "inlined"}
+
+
+def read(stream: BinaryIO, source: str, table: StackTable | None = None,
+         event: str = "folded") -> StackTable:
+    """Parse folded stacks from a binary stream into `table` (a new one if None)."""
+    table = table if table is not None else StackTable(source)
+    frames_seen: dict[str, Frame] = {}
+    for lineno, raw in enumerate(stream, 1):
+        line = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.startswith("#"):
+            continue
+        stack, sep, count = line.rstrip().rpartition(" ")
+        if not sep or not stack or not (count.isascii() and count.isdigit()):
+            raise InputError(f"not a folded stack ('frame;frame;... COUNT'): {_excerpt(line)}",
+                             source, lineno)
+        names = stack.split(";")
+        frames = []
+        for name in names[1:]:
+            frame = frames_seen.get(name)
+            if frame is None:
+                frame = frames_seen[name] = _frame(name)
+            frames.append(frame)
+        n = int(count)
+        if n:
+            table.add(StackKey(event, names[0], -1, -1, -1, tuple(frames)), count=n)
+    return table
+
+
+def _frame(name: str) -> Frame:
+    kind = _ANNOTATIONS.get(name[-4:])
+    if kind is not None:
+        return Frame(name[:-4], "", kind)
+    return Frame(name, "", "unknown")
+
+
+def is_folded_line(line: str) -> bool:
+    """Whether one line has the folded shape (used to sniff a file's format)."""
+    stack, sep, count = line.rstrip().rpartition(" ")
+    return bool(sep and stack and stack[0] not in " \t" and count.isascii() and count.isdigit())
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,120 @@
+"""A `perf.data` file: run `perf script` on it and parse its output as it streams.
+
+`perf script -F +pid` keeps perf's default fields (which adapt to what was recorded: a
+per-process recording has no CPU field, a tracepoint has its payload, and asking for a field
+the file lacks is an error) and adds the PID, so stacks carry PID/TID. Inline frames are
+kept unless `inline=False` (`--no-inline` halves perf's time on a DWARF recording with debug
+info, but drops the `(inlined)` frames). No temporary file holds the text: stdout is parsed as
+it comes, and perf is killed if parsing fails, is interrupted, or exceeds the timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import EnvironmentProblem, InputError
+from ..model import StackTable
+from . import perf_script
+
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs: bool = False,
+         inline: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> StackTable:
+    """Samples of a perf.data file, aggregated into `table` (a new one if None)."""
+    path = Path(path)
+    table = table if table is not None else StackTable(str(path))
+    with perf_script_output(path, inline=inline, timeout=timeout) as stdout:
+        perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
+    return table
+
+
+def perf_command(path: Path, inline: bool = True) -> list[str]:
+    perf = shutil.which("perf")
+    if perf is None:
+        raise EnvironmentProblem("perf is not installed (or not on PATH): it is needed to read "
+                                 f"{path}; install linux-perf, or give `perf script` output")
+    cmd = [perf, "script", "-i", str(path), "-F", "+pid"]
+    if not inline:
+        cmd.append("--no-inline")
+    return cmd
+
+
+@contextmanager
+def perf_script_output(path: Path, *, inline: bool = True,
+                       timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[BinaryIO]:
+    """Yield the stdout of `perf script` on `path`; check perf's exit when the block ends."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read perf.data: {exc.strerror or exc}", str(path)) from None
+    cmd = perf_command(path, inline)
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=stderr, start_new_session=True,
+                                env={**os.environ, "LC_ALL": "C", "PAGER": "cat"})
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            _kill(proc)
+
+        timer = threading.Timer(timeout, on_timeout)
+        timer.daemon = True
+        timer.start()
+        try:
+            try:
+                yield proc.stdout
+            except InputError as exc:
+                # Parsing failed: a timeout or perf's own complaint, if any, says more.
+                _kill(proc)
+                if timed_out.is_set():
+                    raise InputError(f"perf script did not finish within {timeout:.0f} s",
+                                     str(path)) from exc
+                message = _first_line(stderr)
+                if message:
+                    raise InputError(f"perf script: {message}", str(path)) from exc
+                raise
+            proc.stdout.read()  # drain whatever the parser left, so perf can exit
+            proc.wait(timeout=60)
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                _kill(proc)
+            proc.stdout.close()
+        if timed_out.is_set():
+            raise InputError(f"perf script did not finish within {timeout:.0f} s", str(path))
+        if proc.returncode != 0:
+            message = _first_line(stderr) or f"exit status {proc.returncode}"
+            raise InputError(f"perf script failed: {message}", str(path))
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill perf's whole process group (perf may start helpers such as addr2line)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _first_line(stderr: BinaryIO) -> str:
+    """The first meaningful line perf wrote to stderr."""
+    stderr.seek(0)
+    for raw in stderr.read(65536).splitlines():
+        line = raw.decode("utf-8", "replace").strip()
+        if line and not line.startswith("Warning:") and set(line) != {"#"}:
+            return line
+    return ""

@@ -1,0 +1,675 @@
+"""Streaming parser of `perf script` text into a `StackTable`.
+
+The text is read in binary chunks and decoded with ``surrogateescape`` (symbol names are
+arbitrary bytes). Samples are aggregated as they stream by: memory grows with the number of
+distinct stacks, never with the number of samples.
+
+Framing is a state machine, not indentation: expect an event line, then frame lines until a
+blank line (perf's normal output), or take the single frame printed on the event line itself
+(recordings without ``-g``: no blank lines at all). Two levels of memoisation keep it fast:
+the whole frame block of a sample (text between its event line and the blank line) maps to a
+stack id, and each frame line maps to its parsed frames. Both caches are bounded.
+
+Decisions the checklist (shared/corpus/CHECKLIST.md) leaves open:
+
+* The event is named without its modifiers (``cpu-clock:ppp:`` -> ``cpu-clock``,
+  ``cycles:u:`` -> ``cycles``; tracepoints stay whole: ``sched:sched_switch``), as DESIGN.md
+  names events and as inferno filters them: the modifiers say what was counted, not what.
+* A sample whose event line is followed straight by a blank line is counted with an empty
+  stack and one warning; frame lines after that blank line are orphans, dropped with a warning.
+* A COMM containing an all-digit word (``Thread 2 77 [000] 1.0: ...``) is split at the *last*
+  number before the CPU/time fields. Without a time field, no period is recognised and the last
+  number before the event name is the TID.
+* DWARF inline frames (``mix+0x1e (inlined)``) get kind ``inlined`` and the DSO of the function
+  they were inlined into. perf-map-agent chains ``A->B->C`` (only in JIT maps) become three
+  frames, the last two of kind ``inlined``.
+* A frame line is ``ADDR SYMBOL (DSO)``; without its ``(DSO)`` (``perf script -F ip,sym``) it
+  counts as a frame only when indented, so that an unindented event line can never be taken
+  for one. A frame with an empty symbol (``7f1e2215d058  (/lib/libc.so)``) keeps ``''``.
+* Input that is not empty but holds not one recognisable sample raises `InputError` naming the
+  first line that could not be read; otherwise bad lines only produce warnings (once per kind).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from itertools import chain
+from typing import BinaryIO, Iterator, NamedTuple
+
+from ..errors import InputError
+from ..model import Frame, StackKey, StackTable
+
+CHUNK = 4 << 20  # bytes read at a time
+MAX_LINE = 16 << 20  # a line longer than this is skipped with a warning
+CACHE_BYTES = 32 << 20  # each cache is emptied when its keys pass this many characters
+
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+_SKIP = ()  # a line of a sample that adds no frame (srcline, malformed)
+
+# COMM  PID/TID  [CPU]  TIME:  [PERIOD]  EVENT:  [rest]. Every quantifier is bounded so that a
+# megabyte-long line cannot make the match quadratic. COMM is lazy: the regex anchors on the
+# time field, so the last number before it is the TID (B1).
+_EVENT_WITH_TIME = re.compile(
+    r"[ \t]*(\S(?:.{0,62}?\S)?)[ \t]{1,64}"
+    r"(?:(-?\d{1,10})/)?(-?\d{1,10})[ \t]{1,64}"
+    r"(?:\[(\d{1,6})\][ \t]{1,64})?"
+    r"(\d{1,12}\.\d{1,12}):[ \t]{1,64}"
+    r"(?:(\d{1,20})[ \t]{1,64})?"
+    r"([^\s:]\S{0,255}?):(?=\s|$)"
+)
+_EVENT_LINE = re.compile(_EVENT_WITH_TIME.pattern + r"[ \t]*")  # nothing after the event
+# Without a time field (old perf, `-F` without time): COMM greedy, no period.
+_EVENT_NO_TIME = re.compile(
+    r"[ \t]*(\S(?:.{0,62}\S)?)[ \t]{1,64}"
+    r"(?:(-?\d{1,10})/)?(-?\d{1,10})[ \t]{1,64}"
+    r"(?:\[(\d{1,6})\][ \t]{1,64})?"
+    r"()()([A-Za-z_][^\s:]{0,255}(?::[A-Za-z_]\w{0,63})*):(?=\s|$)"
+)
+_MODIFIERS = re.compile(r"[ukhIGHpPSDWebRx]+")
+_VMLINUX_TAIL = re.compile(r"vmlinux[A-Za-z0-9_.\-]*")
+_USER_PSEUDO_DSOS = ("[vdso]", "[vsyscall]", "[vvar]", "[heap]", "[stack]", "[uprobes]",
+                     "[vectors]", "[sigpage]", "[anon")
+
+
+class Sample(NamedTuple):
+    """One sample, for callers that need per-sample data (tracepoint payloads, times)."""
+
+    event: str
+    comm: str
+    pid: int  # -1 when unknown
+    tid: int  # -1 when unknown
+    cpu: int  # -1 when unknown
+    time: float | None
+    period: int  # 0 when the line carried no period
+    frames: tuple  # tuple[Frame, ...], root first
+    payload: str  # tracepoint fields or other text after the event name; '' when none
+
+
+def event_base(event: str) -> str:
+    """`cpu-clock:ppp` -> `cpu-clock`; tracepoints (`sched:sched_switch`) are kept whole."""
+    head, sep, tail = event.rpartition(":")
+    if sep and _MODIFIERS.fullmatch(tail):
+        return head
+    return event
+
+
+def is_tracepoint(event: str) -> bool:
+    """A `subsystem:name` event, as opposed to `name[:modifiers]`."""
+    return ":" in event_base(event)
+
+
+def classify(symbol: str, dso: str) -> str:
+    """Frame kind from its DSO (and the symbol for BPF programs): see CHECKLIST C5."""
+    if symbol.startswith("bpf_prog_"):
+        return "bpf"
+    return _dso_kind(dso)
+
+
+@lru_cache(maxsize=4096)
+def _dso_kind(dso: str) -> str:
+    if dso.startswith(("bpf_prog_", "[bpf_prog")):
+        return "bpf"
+    if not dso or dso == "[unknown]":
+        return "unknown"
+    if dso.startswith("[JIT]"):
+        return "jit"
+    if dso.startswith("["):
+        return "user" if dso.startswith(_USER_PSEUDO_DSOS) else "kernel"
+    base = dso.rpartition("/")[2]
+    if base.endswith(".ko") or ".ko." in base or is_vmlinux(dso):
+        return "kernel"
+    if is_jit_dso(dso):
+        return "jit"
+    return "user"
+
+
+def is_vmlinux(dso: str) -> bool:
+    """`/boot/vmlinux`, `vmlinux-5.4.14-cloudflare-2020.1.11` (inferno's rule)."""
+    at = dso.rfind("vmlinux")
+    return at >= 0 and _VMLINUX_TAIL.fullmatch(dso, at) is not None
+
+
+def is_jit_dso(dso: str) -> bool:
+    """perf-map-agent / Node / JDK perf maps and jitdump `jitted-PID-N.so` files."""
+    base = dso.rpartition("/")[2]
+    if base.startswith("perf-") and base.endswith(".map"):
+        return True
+    return base.startswith("jitted-") and base.endswith(".so")
+
+
+def read(stream: BinaryIO, source: str, table: StackTable | None = None,
+         keep_addrs: bool = False, srclines: bool = False) -> StackTable:
+    """Parse `perf script` output from a binary stream and aggregate it into `table`.
+
+    keep_addrs: keep the address of `[unknown]` frames as the symbol `[unknown <ADDR>]`
+    (needed for `--addrs` output; stacks then aggregate less). srclines: append the source
+    line printed by `perf script -F +srcline` to the frame symbol (`main:burn.c:13`), as
+    stackcollapse-perf.pl --srcline does; by default those lines are recognised and dropped.
+    """
+    table = table if table is not None else StackTable(source)
+    parser = _Parser(source, table, keep_addrs=keep_addrs, srclines=srclines)
+    parser.run(stream)
+    parser.flush_into_table()
+    return table
+
+
+def iter_samples(stream: BinaryIO, source: str, keep_addrs: bool = False,
+                 warnings: StackTable | None = None) -> Iterator[Sample]:
+    """Yield one `Sample` per sample, in input order. Warnings go to `warnings` if given."""
+    table = warnings if warnings is not None else StackTable(source)
+    parser = _Parser(source, table, keep_addrs=keep_addrs, collect=True)
+    for _ in parser.chunks(stream):
+        batch, parser.collected = parser.collected, []
+        yield from batch
+    parser.finish()
+    yield from parser.collected
+
+
+class _Parser:
+    """The state machine plus its caches. One instance per input."""
+
+    def __init__(self, source: str, table: StackTable, *, keep_addrs: bool = False,
+                 srclines: bool = False, collect: bool = False):
+        self.source = source
+        self.table = table
+        self.keep_addrs = keep_addrs
+        self.srclines = srclines
+        self.collected: list[Sample] | None = [] if collect else None
+        # caches
+        self.frame_cache: dict[str, tuple] = {}
+        self.block_cache: dict[str, int] = {}
+        self.frame_cache_chars = self.block_cache_chars = 0
+        self.frame_intern: dict[Frame, Frame] = {}
+        self.stack_ids: dict[tuple, int] = {}
+        self.stacks: list[tuple] = []
+        # aggregation: (event, comm, pid, tid, cpu, stack id) -> [count, weight]
+        self.agg: dict[tuple, list[int]] = {}
+        self.has_period: dict[str, bool] = {}
+        self.event_names: dict[str, str] = {}  # as printed -> without modifiers
+        self.dwarf_inline = False  # seen a `(inlined)` frame: stacks need their DSOs filled
+        self.time_min: float | None = None
+        self.time_max: float | None = None
+        # state machine
+        self.in_sample = False
+        self.head: tuple | None = None  # the regex groups of the current event line
+        self.payload = ""
+        self.parts: list[tuple] = []  # frames of the current sample, leaf first, per line
+        self.head_line = 0
+        # bookkeeping for errors
+        self.samples = 0
+        self.content_lines = 0
+        self.first_bad_line: int | None = None
+        self.frameless = 0
+        self.first_frameless_line = 0
+        self.lineno = 1  # number of the next line to be fed
+        self.skipping_long_line = False
+
+    # ------------------------------------------------------------------ input loop
+    def run(self, stream: BinaryIO) -> None:
+        for _ in self.chunks(stream):
+            pass
+        self.finish()
+
+    def chunks(self, stream: BinaryIO) -> Iterator[None]:
+        """Read the stream, feeding complete pieces to the parser; yield after each piece."""
+        pending = b""
+        while True:
+            data = stream.read(CHUNK)
+            if not data:
+                break
+            if isinstance(data, str):  # a text stream: tolerate it
+                data = data.encode("utf-8", "surrogateescape")
+            if self.skipping_long_line:
+                nl = data.find(b"\n")
+                if nl < 0:
+                    continue
+                data = data[nl + 1:]
+                self.lineno += 1
+                self.skipping_long_line = False
+            buf = pending + data if pending else data
+            cut = buf.rfind(b"\n\n")
+            if cut >= 0:
+                self.feed_blocks(buf[:cut].decode("utf-8", "surrogateescape"))
+                pending = buf[cut + 2:]
+            elif len(buf) >= CHUNK:
+                nl = buf.rfind(b"\n")
+                if nl >= 0:
+                    self.feed_lines(buf[:nl].decode("utf-8", "surrogateescape").split("\n"))
+                    pending = buf[nl + 1:]
+                else:
+                    pending = buf
+                if len(pending) > MAX_LINE:
+                    self.warn("long line", self.lineno,
+                              f"line longer than {MAX_LINE >> 20} MiB skipped")
+                    self.note_bad_line(self.lineno)
+                    pending = b""
+                    self.skipping_long_line = True
+            else:
+                pending = buf
+            yield
+        if pending and not self.skipping_long_line:
+            text = pending.decode("utf-8", "surrogateescape")
+            if text.endswith("\n"):
+                text = text[:-1]
+            self.feed_lines(text.split("\n"))
+
+    def finish(self) -> None:
+        """End of input: flush a sample that had no trailing blank line (A2), check sanity."""
+        if self.in_sample:
+            self.end_sample()
+        if self.frameless:
+            self.warn("frameless", self.first_frameless_line,
+                      f"{self.frameless} sample(s) without frames (event line followed by a "
+                      f"blank line); counted with an empty stack")
+        if self.samples == 0 and self.content_lines > 0:
+            line = self.first_bad_line or 1
+            raise InputError("no perf script sample found (is this `perf script` output?)",
+                             self.source, line)
+
+    # ------------------------------------------------------------------ fast path
+    def feed_blocks(self, text: str) -> None:
+        """Feed text made of whole samples, each followed by a blank line.
+
+        The hot loop: one regex match and one cache lookup per sample. Line numbers are
+        only worked out when a block leaves the fast path.
+        """
+        block_cache_get = self.block_cache.get
+        match_event_line = _EVENT_LINE.fullmatch
+        agg = self.agg
+        agg_get = agg.get
+        event_names = self.event_names
+        collect = self.collected is not None
+        base_line = self.lineno
+        counted_to, counted_line = 0, base_line  # line number of text[counted_to]
+        samples = 0
+        tmin, tmax = self.time_min, self.time_max
+        offset = 0
+        for block in text.split("\n\n"):
+            start = offset
+            offset += len(block) + 2
+            if not block:
+                continue
+            nl = block.find("\n")
+            m = match_event_line(block, 0, nl) if nl > 0 else None
+            sid = None
+            if m is not None and not self.in_sample and block[0] != "#" and block[-1] != "\n":
+                body = block[nl + 1:]
+                sid = block_cache_get(body)
+                if sid is None:
+                    counted_line += text.count("\n", counted_to, start)
+                    counted_to = start
+                    sid = self.parse_block_body(body, counted_line + 1)
+            if sid is None:
+                counted_line += text.count("\n", counted_to, start)
+                counted_to = start
+                self.time_min, self.time_max = tmin, tmax
+                self.slow_block(block, counted_line)
+                tmin, tmax = self.time_min, self.time_max
+                continue
+            g = m.groups()
+            samples += 1
+            event = event_names.get(g[6])
+            if event is None:
+                event = event_names[g[6]] = event_base(g[6])
+                self.has_period.setdefault(event, g[5] is not None)
+            t = float(g[4])
+            if tmin is None:
+                tmin = tmax = t
+            elif t > tmax:
+                tmax = t
+            elif t < tmin:
+                tmin = t
+            if collect:
+                self.collect_sample(event, g, self.stacks[sid], "")
+                continue
+            key = (event, g[0], g[1], g[2], g[3], sid)
+            row = agg_get(key)
+            weight = int(g[5] or 1) or 1
+            if row is None:
+                agg[key] = [1, weight]
+            else:
+                row[0] += 1
+                row[1] += weight
+        self.samples += samples
+        self.content_lines += samples
+        self.time_min, self.time_max = tmin, tmax
+        self.lineno = base_line + text.count("\n") + 2
+
+    def parse_block_body(self, body: str, lineno: int) -> int | None:
+        """Frame lines of one sample -> stack id, or None if the body needs the slow path."""
+        lines = body.split("\n")
+        parts = list(map(self.frame_cache.get, lines))
+        clean = True
+        skipped = False
+        i = 0
+        while True:  # parse the lines not seen before
+            try:
+                i = parts.index(None, i)
+            except ValueError:
+                break
+            line = lines[i]
+            frames = self.parse_frame_line(line)
+            if frames is None:
+                if not _is_srcline(line):
+                    if not line.strip() or line[0] == "#" or self.match_event(line, True):
+                        return None
+                    self.malformed(line, lineno + i)
+                    clean = False
+                elif self.srclines and i > 0 and parts[i - 1] is not _SKIP:
+                    parts[i - 1] = self.with_srcline(parts[i - 1], line)
+                frames = _SKIP
+                skipped = True
+            parts[i] = frames
+        if skipped:
+            parts = [p for p in parts if p is not _SKIP]
+        sid = self.stack_id(parts)
+        if clean:
+            self.remember_block(body, sid)
+        return sid
+
+    def remember_block(self, body: str, sid: int) -> None:
+        self.block_cache_chars += len(body)
+        if self.block_cache_chars > CACHE_BYTES:
+            self.block_cache.clear()
+            self.block_cache_chars = len(body)
+        self.block_cache[body] = sid
+
+    # ------------------------------------------------------------------ slow path
+    def slow_block(self, block: str, lineno: int) -> None:
+        self.lineno = lineno
+        self.feed_lines(block.split("\n"))
+        self.blank(self.lineno)
+        self.lineno += 1
+
+    def feed_lines(self, lines: list[str]) -> None:
+        """The line state machine. Updates self.lineno.
+
+        Fast path for recordings without callchain: an event line whose single frame was
+        seen before is counted straight away.
+        """
+        lineno = self.lineno
+        match_event = _EVENT_WITH_TIME.match
+        block_cache_get = self.block_cache.get
+        event_names = self.event_names
+        for line in lines:
+            if not self.in_sample:
+                m = match_event(line)
+                if m is not None:
+                    sid = block_cache_get(line[m.end():])
+                    if sid is not None:
+                        g = m.groups()
+                        event = event_names.get(g[6])
+                        if event is not None:
+                            self.content_lines += 1
+                            self.add(event, g, sid, "")
+                            lineno += 1
+                            continue
+            self.line(line, lineno)
+            lineno += 1
+        self.lineno = lineno
+
+    def line(self, line: str, lineno: int) -> None:
+        if self.in_sample:
+            frames = self.frame_cache.get(line)
+            if frames is not None:
+                self.parts.append(frames)
+                return
+        stripped = line.strip()
+        if not stripped:
+            self.blank(lineno)
+            return
+        if line[0] == "#":
+            return
+        self.content_lines += 1
+        if self.in_sample:
+            head = self.match_event(line, True)
+            if head is not None:
+                self.end_sample()
+                self.start_sample(head, lineno)
+                return
+            frames = self.parse_frame_line(line)
+            if frames is not None:
+                self.parts.append(frames)
+            elif _is_srcline(line):
+                if self.srclines and self.parts:
+                    self.parts[-1] = self.with_srcline(self.parts[-1], line)
+            else:
+                self.malformed(line, lineno)
+            return
+        head = self.match_event(line, False)
+        if head is not None:
+            self.start_sample(head, lineno)
+        elif self.parse_frame_line(line) is not None:
+            self.warn("orphan", lineno, "frame line outside a sample (after a blank line) "
+                      "dropped")
+            self.note_bad_line(lineno)
+        else:
+            self.warn("unrecognised", lineno,
+                      f"unrecognised line skipped: {_excerpt(stripped)}")
+            self.note_bad_line(lineno)
+
+    def blank(self, lineno: int) -> None:
+        if self.in_sample:
+            if not self.parts and not self.payload:
+                self.frameless += 1
+                if self.frameless == 1:
+                    self.first_frameless_line = self.head_line
+            self.end_sample()
+
+    def match_event(self, line: str, in_sample: bool) -> tuple | None:
+        """Regex groups of an event line plus the text after the event name, or None."""
+        m = _EVENT_WITH_TIME.match(line)
+        if m is None:
+            if in_sample and line[:1] in (" ", "\t"):
+                return None  # inside a sample only an unindented line may be a time-less event
+            m = _EVENT_NO_TIME.match(line)
+            if m is None:
+                return None
+            if in_sample and line[m.end():].strip():
+                return None
+        return m.groups() + (line[m.end():],)
+
+    def start_sample(self, head: tuple, lineno: int) -> None:
+        rest = head[7]  # starts with white space, like an indented frame line
+        self.head = head
+        self.head_line = lineno
+        self.parts = []
+        self.payload = ""
+        self.in_sample = True
+        if not rest or rest.isspace():
+            return
+        if not is_tracepoint(head[6]):
+            frames = self.frame_cache.get(rest)
+            if frames is None:
+                frames = self.parse_frame_line(rest)
+            if frames is not None:  # a sample without callchain: its only frame (A5)
+                self.in_sample = False
+                sid = self.stack_id([frames])
+                self.remember_block(rest, sid)
+                self.add(self.event_name(head[6]), head, sid, "")
+                return
+        self.payload = rest.strip()
+
+    def end_sample(self) -> None:
+        self.in_sample = False
+        sid = self.stack_id(self.parts)
+        self.parts = []
+        self.add(self.event_name(self.head[6]), self.head, sid, self.payload)
+
+    def event_name(self, printed: str) -> str:
+        event = self.event_names.get(printed)
+        if event is None:
+            event = self.event_names[printed] = event_base(printed)
+        return event
+
+    def add(self, event: str, g: tuple, sid: int, payload: str) -> None:
+        """Count one sample (g: the event line's regex groups)."""
+        self.samples += 1
+        if event not in self.has_period:
+            self.has_period[event] = bool(g[5])
+        if g[4]:
+            tf = float(g[4])
+            if self.time_min is None or tf < self.time_min:
+                self.time_min = tf
+            if self.time_max is None or tf > self.time_max:
+                self.time_max = tf
+        if self.collected is not None:
+            self.collect_sample(event, g, self.stacks[sid], payload)
+            return
+        key = (event, g[0], g[1], g[2], g[3], sid)
+        weight = int(g[5] or 1) or 1
+        row = self.agg.get(key)
+        if row is None:
+            self.agg[key] = [1, weight]
+        else:
+            row[0] += 1
+            row[1] += weight
+
+    def collect_sample(self, event: str, g: tuple, frames: tuple, payload: str) -> None:
+        self.collected.append(Sample(
+            event=event, comm=g[0], pid=int(g[1]) if g[1] else -1, tid=int(g[2]),
+            cpu=int(g[3]) if g[3] else -1, time=float(g[4]) if g[4] else None,
+            period=int(g[5]) if g[5] else 0, frames=frames, payload=payload))
+
+    # ------------------------------------------------------------------ frames
+    def parse_frame_line(self, line: str) -> tuple | None:
+        """`ADDR SYMBOL[+0xOFF] (DSO)` -> tuple of Frames (several for `A->B` chains)."""
+        frames = _parse_frame(line, self.keep_addrs)
+        if frames is None:
+            return None
+        if frames[0].kind == "inlined":
+            self.dwarf_inline = True
+        intern = self.frame_intern
+        frames = tuple(intern.setdefault(f, f) for f in frames)
+        self.frame_cache_chars += len(line)
+        if self.frame_cache_chars > CACHE_BYTES:
+            self.frame_cache.clear()
+            self.frame_cache_chars = len(line)
+        self.frame_cache[line] = frames
+        return frames
+
+    def with_srcline(self, frames: tuple, line: str) -> tuple:
+        text = re.sub(r"\[.*?\]", "", line).strip()
+        if not text:
+            return frames
+        last = frames[-1]
+        last = last._replace(symbol=f"{last.symbol}:{text}")
+        return frames[:-1] + (self.frame_intern.setdefault(last, last),)
+
+    def stack_id(self, parts: list[tuple]) -> int:
+        """Frames of one sample (per line, leaf first) -> id of the root-first stack."""
+        if len(parts) == 1:
+            frames = parts[0]
+        else:
+            frames = tuple(chain.from_iterable(reversed(parts)))
+        if self.dwarf_inline and any(f.kind == "inlined" and not f.dso for f in frames):
+            frames = self.fill_inlined_dsos(frames)
+        sid = self.stack_ids.get(frames)
+        if sid is None:
+            sid = self.stack_ids[frames] = len(self.stacks)
+            self.stacks.append(frames)
+        return sid
+
+    def fill_inlined_dsos(self, frames: tuple) -> tuple:
+        """A DWARF inline frame takes the DSO of the function it was inlined into."""
+        out = list(frames)
+        dso = ""
+        for i, f in enumerate(out):
+            if f.kind != "inlined":
+                dso = f.dso
+            elif not f.dso and dso:
+                g = f._replace(dso=dso)
+                out[i] = self.frame_intern.setdefault(g, g)
+        return tuple(out)
+
+    # ------------------------------------------------------------------ warnings and output
+    def malformed(self, line: str, lineno: int) -> None:
+        self.warn("malformed frame", lineno,
+                  f"malformed frame line skipped: {_excerpt(line.strip())}")
+
+    def note_bad_line(self, lineno: int) -> None:
+        if self.first_bad_line is None:
+            self.first_bad_line = lineno
+
+    def warn(self, kind: str, lineno: int, message: str) -> None:
+        self.table.warn(kind, f"{self.source}:{lineno}: {message}")
+
+    def flush_into_table(self) -> None:
+        table = self.table
+        stacks = self.stacks
+        for event, has in self.has_period.items():
+            table.has_period.setdefault(event, has)
+        for (event, comm, pid, tid, cpu, sid), (count, weight) in self.agg.items():
+            key = StackKey(event, comm, int(pid) if pid else -1, int(tid),
+                           int(cpu) if cpu else -1, stacks[sid])
+            table.add(key, count, weight)
+        self.agg = {}
+        if self.time_min is not None:
+            table.see_time(self.time_min)
+            table.see_time(self.time_max)
+
+
+def _parse_frame(line: str, keep_addrs: bool) -> tuple | None:
+    """Parse one frame line; None when the line is not a frame line."""
+    s = line.strip()
+    parts = s.split(None, 1)
+    if len(parts) != 2:
+        return None
+    addr, rest = parts
+    if not _HEXDIGITS.issuperset(addr):
+        return None
+    dso = ""
+    has_dso = False
+    if rest.endswith(")"):
+        opening = rest.rfind("(")
+        if opening < 0 or rest.count(")", opening) != 1:  # parentheses inside the DSO
+            opening = _balanced_open(rest)
+        if opening is not None and (opening == 0 or rest[opening - 1] in " \t"):
+            dso = rest[opening + 1:-1]
+            rest = rest[:opening].rstrip()
+            has_dso = True
+    if not has_dso and line[:1] not in (" ", "\t"):
+        return None  # an unindented line needs its (DSO) to count as a frame
+    deleted = False
+    if dso.endswith(" (deleted)"):
+        dso = dso[:-10]
+        deleted = True
+    symbol = rest
+    off = symbol.rfind("+0x")
+    if off >= 0 and len(symbol) > off + 3 and _HEXDIGITS.issuperset(symbol[off + 3:]):
+        symbol = symbol[:off]
+    if dso == "inlined":
+        return (Frame(symbol, "", "inlined", deleted),)
+    if keep_addrs and symbol == "[unknown]":
+        symbol = f"[unknown <{addr}>]"
+    kind = classify(symbol, dso)
+    if kind == "jit" and "->" in symbol:  # perf-map-agent unfolded inline chain (C8)
+        names = symbol.split("->")
+        return (Frame(names[0], dso, kind, deleted),) + tuple(
+            Frame(name, dso, "inlined", deleted) for name in names[1:])
+    return (Frame(symbol, dso, kind, deleted),)
+
+
+def _balanced_open(text: str) -> int | None:
+    """Index of the '(' that balances the ')' ending `text`, or None."""
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        c = text[i]
+        if c == ")":
+            depth += 1
+        elif c == "(":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def _is_srcline(line: str) -> bool:
+    """`perf script -F +srcline` prints `  file.c:NN` (two spaces) after each frame (A8)."""
+    return line[:2] == "  " and line[2:3] not in ("", " ", "\t")
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."

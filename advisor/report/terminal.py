@@ -1,0 +1,171 @@
+"""Terminal report with rich: header panel, ranked table, one compact panel per recommendation.
+
+Every piece of text from the result is wrapped in rich Text, never passed as a markup string:
+symbol names like '[kernel.kallsyms]' or '[/]' must print as they are, not be parsed as markup.
+On a console without colour (a pipe, a file) the same layout prints as plain text.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from advisor.report import bottleneck, gain, load, number, pct, reference, samples
+
+LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
+CONFIDENCE_STYLE = {"high": "bold", "medium": "", "low": "dim"}
+SECURITY = "weakens"
+TOP_ROWS = 8
+
+
+def render(result: dict, console: Console) -> None:
+    """Print the report on `console` (a terminal or not; keep it within 100 columns to read well)."""
+    console.print(renderable(result))
+
+
+def renderable(result: dict) -> RenderableType:
+    """The report as one rich renderable, for callers that compose or capture output."""
+    parts: list[RenderableType] = [_header(result)]
+    recs = result["recommendations"]
+    if recs:
+        parts.append(_ranking(recs))
+        parts.extend(_recommendation(rec) for rec in recs)
+    else:
+        parts.append(Text("No recommendation: no rule found a remedy in this profile.", style="bold"))
+    parts.extend(_dim_list("Not evaluated", [(e["rule"], e["reason"]) for e in result["not_evaluated"]]))
+    parts.extend(_dim_list("Clean", [(e["rule"], _clean_reason(e)) for e in result["clean"]]))
+    if result["warnings"]:
+        warnings = Table.grid(padding=(0, 1))
+        warnings.add_column(no_wrap=True)
+        warnings.add_column(style="yellow")
+        for warning in result["warnings"]:
+            warnings.add_row(" ", Text(warning))
+        parts += [Text("Warnings", style="bold yellow"), warnings]
+    return Group(*parts)
+
+
+def _clean_reason(entry: dict) -> str:
+    share = "" if entry["share_pct"] is None else f"share {pct(entry['share_pct'])}: "
+    return share + entry["reason"]
+
+
+def _header(result: dict) -> Panel:
+    profile = result["profile"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    facts.add_row("source", Text(result["source"]))
+    facts.add_row("samples", Text(samples(profile)))
+    if load(result):
+        facts.add_row("load", Text(load(result)))
+    facts.add_row("utilisation", Text(f"{pct(profile['busy_pct'])} busy"))
+    facts.add_row("per-CPU busy", _cpus(profile["cpus"]))
+    facts.add_row("bottleneck", Text(bottleneck(profile)))
+    filters = [f"{key}={value}" for key, value in profile["filters"].items() if value is not None]
+    if filters:
+        facts.add_row("filters", Text(" ".join(filters)))
+    parts: list[RenderableType] = [facts]
+    if profile["top"]:
+        parts.append(_top(profile["top"]))
+    return Panel(Group(*parts), title=Text(f"advisor · {result['generated_by']}"), title_align="left",
+                 box=box.ROUNDED)
+
+
+def _cpus(cpus: list[dict]) -> Text:
+    if not cpus:
+        return Text("not recorded", style="dim")
+    text = Text()
+    for index, cpu in enumerate(cpus):
+        text.append(", " if index else "")
+        text.append(f"cpu{cpu['cpu']} {pct(cpu['busy_pct'])}", style="bold red" if cpu["saturated"] else "")
+        text.append(" saturated" if cpu["saturated"] else "")
+    return text
+
+
+def _top(top: list[dict]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=Text("hottest functions", style="bold"), title_justify="left",
+                  pad_edge=False, expand=True)
+    table.add_column("self", justify="right", no_wrap=True)
+    table.add_column("incl.", justify="right", no_wrap=True)
+    table.add_column("symbol", overflow="fold", ratio=3)
+    table.add_column("dso", overflow="ellipsis", no_wrap=True, ratio=2, style="dim")
+    for entry in top[:TOP_ROWS]:
+        table.add_row(pct(entry["self_pct"]), pct(entry["inclusive_pct"]), Text(entry["symbol"]),
+                      Text(entry["dso"]))
+    return table
+
+
+def _ranking(recs: list[dict]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=Text("Recommendations", style="bold"), title_justify="left",
+                  expand=True, pad_edge=False, show_edge=False, collapse_padding=True)
+    table.add_column("#", justify="right")
+    table.add_column("rule", no_wrap=True, style="bold cyan")
+    table.add_column("est. gain", justify="right", no_wrap=True)
+    table.add_column("conf.")
+    table.add_column("risk")
+    table.add_column("share", justify="right")
+    table.add_column("security", no_wrap=True)
+    for rec in recs:
+        # titles are in each recommendation's panel: the table stays one line per rule at 80 columns
+        table.add_row(str(rec["rank"]), Text(rec["rule"]),
+                      Text(gain(rec), style="bold"),
+                      Text(rec["confidence"], style=CONFIDENCE_STYLE[rec["confidence"]]),
+                      Text(rec["risk"], style=LEVEL_STYLE[rec["risk"]]),
+                      pct(rec["share_pct"]),
+                      Text(SECURITY, style="bold red") if rec["weakens_security"] else "")
+    return table
+
+
+def _recommendation(rec: dict) -> Panel:
+    parts: list[RenderableType] = []
+    facts = Text()
+    facts.append(f"{rec['category']} · {rec['basis'].replace('_', ' ')} · tier {rec['tier']}")
+    facts.append(" · confidence ")
+    facts.append(rec["confidence"], style=CONFIDENCE_STYLE[rec["confidence"]])
+    facts.append(" · risk ").append(rec["risk"], style=LEVEL_STYLE[rec["risk"]])
+    facts.append(f" · share {pct(rec['share_pct'])}, {number(rec['removable'] * 100)}% removable")
+    parts.append(facts)
+    if rec["weakens_security"]:
+        # ASCII '!', not U+26A0: terminals disagree on the width of the warning sign and break the border
+        parts.append(Text("! weakens security: read the caveat and the commands before applying",
+                          style="bold red"))
+    evidence = Table.grid(padding=(0, 1))
+    evidence.add_column(style="dim", no_wrap=True)
+    evidence.add_column()
+    for item in rec["evidence"]:
+        evidence.add_row("•", Text(item))
+    parts.append(evidence)
+    parts += _shell("commands", rec["commands"])
+    parts += _shell("rollback", rec["rollback"])
+    if rec["caveat"]:
+        parts.append(Text.assemble(("caveat ", "bold"), rec["caveat"]))
+    parts.append(Text.assemble(("case study ", "dim bold"), (reference(rec), "dim")))
+    title = Text.assemble((f"{rec['rank']}. ", "bold"), (rec["rule"], "bold cyan"), " ", rec["title"])
+    subtitle = Text(gain(rec), style="bold")
+    border = "red" if rec["weakens_security"] else "blue"
+    return Panel(Group(*parts), title=title, title_align="left", subtitle=subtitle, subtitle_align="right",
+                 border_style=border, box=box.ROUNDED)
+
+
+def _shell(label: str, commands: list[str]) -> list[RenderableType]:
+    heading = Text(label, style="bold")
+    if not commands:
+        return [heading.append(" none", style="dim")]
+    code = Syntax("\n".join(commands), "bash", theme="ansi_dark", background_color="default",
+                  word_wrap=True)
+    return [heading, code]
+
+
+def _dim_list(heading: str, entries: list[tuple[str, str]]) -> list[RenderableType]:
+    if not entries:
+        return []
+    listing = Table.grid(padding=(0, 1))
+    listing.add_column(no_wrap=True, style="dim bold")
+    listing.add_column(style="dim")
+    for rule, reason in entries:
+        listing.add_row(Text(f"  {rule}:"), Text(reason))
+    return [Text(heading, style="dim bold"), listing]

@@ -1,0 +1,2 @@
+perf stat -e sched:sched_migrate_task,raw_syscalls:sys_enter,irq:softirq_entry,irq:irq_handler_entry,napi:napi_poll,net:netif_receive_skb,sched:sched_switch,lock:contention_begin -a -x, -- sleep 2
+captured on this machine (Debian 12, kernel 6.18.44, perf 6.1.187) on 2026-11-26 during a Python socketpair read/write + TCP loopback load and other workers' loopback load; this is perf's stderr, where perf stat writes its counts.

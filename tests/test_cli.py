@@ -1,0 +1,130 @@
+"""The `advise` command: exit codes, formats, the CI gate, one-line errors, atomic output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advisor.report import json_report
+
+SAMPLE_TEXT = b"""nginx 1234/1234 [000] 100.000001:    1000000 cpu-clock:
+\tffffffff81000001 nft_do_chain+0x11 ([kernel.kallsyms])
+\tffffffff81000002 nf_hook_slow+0x22 ([kernel.kallsyms])
+\tffffffff81000003 ip_rcv+0x33 ([kernel.kallsyms])
+\t7f0000000001 main+0x1 (/usr/sbin/nginx)
+
+nginx 1234/1234 [000] 100.001001:    1000000 cpu-clock:
+\tffffffff81000004 tcp_recvmsg+0x11 ([kernel.kallsyms])
+\t7f0000000001 main+0x1 (/usr/sbin/nginx)
+
+"""
+
+
+def advise(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "advisor.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=60, cwd=cwd)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    path = tmp_path / "rec.perf.txt"
+    # 2 CPUs saturated, nf_hook_slow in 40% of samples
+    blocks = SAMPLE_TEXT.split(b"\n\n")
+    text = b""
+    for cpu in (0, 1):
+        for i in range(40):
+            text += blocks[0].replace(b"[000]", b"[00%d]" % cpu) + b"\n\n"
+        for i in range(60):
+            text += blocks[1].replace(b"[000]", b"[00%d]" % cpu) + b"\n\n"
+    path.write_bytes(text)
+    return path
+
+
+def test_json_output_validates_against_the_schema(recording):
+    proc = advise("analyze", recording, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    json_report.validate(data)
+    assert data["recommendations"][0]["rule"] == "netfilter"
+    assert data["profile"]["samples"] == 200
+    assert {n["rule"] for n in data["not_evaluated"]} >= {"mitigation-pti", "irq-affinity"}
+
+
+def test_gate_trips_with_exit_1(recording):
+    proc = advise("analyze", recording, "--format", "json", "--fail-on-gain", "10")
+    assert proc.returncode == 1
+    assert "gate tripped: netfilter" in proc.stderr
+    assert advise("analyze", recording, "--format", "json", "--fail-on-gain", "90").returncode == 0
+
+
+def test_markdown_and_terminal_formats(recording, tmp_path):
+    out = tmp_path / "report.md"
+    assert advise("analyze", recording, "--format", "markdown", "-o", out).returncode == 0
+    text = out.read_text()
+    assert "netfilter" in text and "iptables-save" in text
+    proc = advise("analyze", recording)
+    assert proc.returncode == 0 and "netfilter" in proc.stdout
+
+
+def test_comm_filter_with_no_match_is_not_an_error(recording):
+    proc = advise("analyze", recording, "--comm", "nosuch", "--format", "json")
+    assert proc.returncode == 0
+    data = json.loads(proc.stdout)
+    assert data["recommendations"] == []
+    assert any("no busy samples" in n["reason"] for n in data["not_evaluated"])
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["analyze", "/nonexistent/file"], 2, "/nonexistent/file: no such file"),
+    (["analyze"], 2, "the following arguments are required"),
+    (["analyze", "x", "--format", "pdf"], 2, "invalid choice"),
+    (["explain", "no-such-rule"], 2, "unknown rule 'no-such-rule'"),
+    (["frobnicate"], 2, "invalid choice"),
+])
+def test_usage_and_input_errors_are_one_line_exit_2(args, code, needle):
+    proc = advise(*args)
+    assert proc.returncode == code
+    assert needle in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_bad_bundle_json_names_file_and_line(tmp_path, recording):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "perf.script").write_bytes(recording.read_bytes())
+    (bundle / "meta.json").write_text('{\n  "cpus": 2,\n  "host": oops\n}\n')
+    proc = advise("analyze", bundle)
+    assert proc.returncode == 2
+    assert f"{bundle}/meta.json:3: invalid JSON" in proc.stderr
+    (bundle / "meta.json").write_text('{"cpus": "two"}')
+    proc = advise("analyze", bundle)
+    assert proc.returncode == 2 and "meta.json: field cpus: expected int" in proc.stderr
+
+
+def test_output_is_atomic_when_rendering_fails(tmp_path, recording):
+    out = tmp_path / "report.json"
+    out.write_text("previous report\n")
+    proc = advise("analyze", tmp_path / "missing.txt", "--format", "json", "-o", out)
+    assert proc.returncode == 2
+    assert out.read_text() == "previous report\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_rules_and_explain():
+    proc = advise("rules")
+    assert proc.returncode == 0 and "qdisc-lock" in proc.stdout
+    proc = advise("explain", "netfilter", "--plain")
+    assert proc.returncode == 0
+    for needle in ("nf_hook_slow", "## Rollback", "iptables-restore", "+22%", "weakens security"):
+        assert needle in proc.stdout
+
+
+def test_script_format_writes_rollback_next_to_it(recording, tmp_path):
+    out = tmp_path / "remedy.sh"
+    assert advise("analyze", recording, "--format", "script", "-o", out).returncode == 0
+    rollback = tmp_path / "remedy.rollback.sh"
+    assert out.is_file() and rollback.is_file()
+    assert "iptables-restore" in rollback.read_text()
+    assert subprocess.run(["bash", "-n", str(out)]).returncode == 0

@@ -1,0 +1,77 @@
+"""The estimator: calibration, ranges, confidence, bottleneck choice, ranking."""
+
+import pytest
+
+from advisor.engine import estimate as est
+from advisor.profile import Profile
+
+from .stacks import IDLE, SERVE, table
+
+
+def test_case_study_calibration_point():
+    # nf_hook_slow at 18% of CPU, removed entirely -> the case study measured +22%.
+    assert est.gain_pct(0.18) == pytest.approx(21.95, abs=0.01)
+
+
+def test_gain_is_monotonic_and_capped():
+    gains = [est.gain_pct(x / 100) for x in range(0, 100, 5)]
+    assert gains == sorted(gains)
+    assert est.gain_pct(2.0) == est.gain_pct(est.MAX_REMOVED)
+    assert est.gain_pct(-1) == 0
+
+
+def test_share_interval_narrows_with_samples_and_contains_the_share():
+    lo1, hi1 = est.share_interval(0.2, 100)
+    lo2, hi2 = est.share_interval(0.2, 10_000)
+    assert lo1 < lo2 < 0.2 < hi2 < hi1
+    assert est.share_interval(0.0, 50)[0] == 0.0
+
+
+def test_from_share_range_brackets_the_estimate():
+    e = est.from_share(0.18, 5000, 0.95, (0.8, 1.0), "high")
+    assert e.low_pct < e.gain_pct < e.high_pct
+    assert e.gain_pct == pytest.approx(est.gain_pct(0.18 * 0.95))
+
+
+def test_confidence_depends_on_matched_samples_and_state():
+    assert est.sample_confidence(500, True) == "high"
+    assert est.sample_confidence(500, False) == "medium"
+    assert est.sample_confidence(50, True) == "medium"
+    assert est.sample_confidence(5, True) == "low"
+
+
+def test_bottleneck_all_saturated():
+    p = Profile(table([("nginx", 0, SERVE, 100), ("nginx", 1, SERVE, 95), ("swapper/1", 1, IDLE, 5)]))
+    b = est.find_bottleneck(p)
+    assert b.kind == "all-saturated" and b.cpus is None and b.basis == "throughput"
+
+
+def test_bottleneck_some_saturated_uses_those_cpus():
+    p = Profile(table([("nginx", 0, SERVE, 100), ("nginx", 1, SERVE, 10), ("swapper/1", 1, IDLE, 90)]))
+    b = est.find_bottleneck(p)
+    assert b.kind == "some-saturated" and b.cpus == [0]
+
+
+def test_bottleneck_not_cpu_bound_reports_cpu_time():
+    p = Profile(table([("nginx", 0, SERVE, 30), ("swapper/0", 0, IDLE, 70)]))
+    b = est.find_bottleneck(p)
+    assert b.kind == "not-cpu-bound" and b.basis == "cpu_time"
+
+
+def test_bottleneck_unknown_without_cpu_numbers():
+    p = Profile(table([("nginx", -1, SERVE, 30)]))
+    assert est.find_bottleneck(p).kind == "unknown"
+
+
+def test_rank_gain_then_confidence_then_risk():
+    recs = [
+        {"rule": "a", "estimated_gain_pct": 5.0, "confidence": "low", "risk": "low"},
+        {"rule": "b", "estimated_gain_pct": 5.0, "confidence": "high", "risk": "high"},
+        {"rule": "c", "estimated_gain_pct": 5.0, "confidence": "high", "risk": "low"},
+        {"rule": "d", "estimated_gain_pct": 9.0, "confidence": "low", "risk": "high"},
+    ]
+    assert [r["rule"] for r in sorted(recs, key=est.rank_key)] == ["d", "c", "b", "a"]
+
+
+def test_tiers():
+    assert est.tier(22) == "high" and est.tier(5) == "medium" and est.tier(1) == "low"
