@@ -12,5 +12,21 @@ from .model import Frame, StackKey, StackTable  # noqa: E402
 from .profile import Profile  # noqa: E402
 from .analysis import Result, analyze, analyze_evidence, load  # noqa: E402
 
-__all__ = ["AdvisorError", "EnvironmentProblem", "InputError", "UsageError", "Frame", "StackKey",
+
+
+def run(*args, **kwargs):
+    """Collect on this box and analyse (see advisor.run.run)."""
+    from .run import run as _run
+
+    return _run(*args, **kwargs)
+
+
+def diff(before, after, **kwargs):
+    """Compare two recordings or results (see advisor.diff.diff)."""
+    from .diff import diff as _diff
+
+    return _diff(before, after, **kwargs)
+
+
+__all__ = ["run", "diff", "AdvisorError", "EnvironmentProblem", "InputError", "UsageError", "Frame", "StackKey",
            "StackTable", "Profile", "Result", "analyze", "analyze_evidence", "load", "__version__"]

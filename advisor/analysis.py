@@ -124,6 +124,10 @@ def analyze_evidence(evidence: Evidence, rules: list[Rule] | None = None) -> Res
     }
     if evidence.meta.get("load"):
         data["load"] = {k: evidence.meta["load"].get(k) for k in ("tool", "requests_per_sec")}
+    if isinstance(evidence.meta.get("collectors"), dict):  # written by `advise run` (advisor/run.py)
+        from .run import collectors_view
+
+        data["collectors"] = collectors_view(evidence.meta["collectors"])
     return Result(data, evidence, rules)
 
 

@@ -17,7 +17,8 @@ from .errors import AdvisorError, UsageError
 
 EXIT_GATE = 1
 EXIT_INTERNAL = 70
-FORMATS = ("terminal", "json", "markdown", "script")
+FORMATS = ("terminal", "json", "markdown", "script", "html")
+EXPORTS = ("folded", "speedscope")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,9 +45,20 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _render(result: dict, fmt: str, output: Path | None) -> None:
+def render_result(result, fmt: str, output: Path | None) -> None:
+    """Write an analysis Result in one format to stdout or (atomically) to `output`."""
     from .report import json_report, markdown, script, terminal
 
+    if fmt == "html":
+        from .report import html
+
+        text = html.render(result)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomically(output, text)
+        return
+    result = result.data
     if fmt == "json":
         text = json_report.render(result)
     elif fmt == "markdown":
@@ -80,13 +92,24 @@ def cmd_analyze(args) -> int:
     from .analysis import analyze
 
     result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
-    _render(result.data, args.format, args.output)
-    if args.fail_on_gain is not None:
-        tripped = [r for r in result.data["recommendations"]
-                   if r["estimated_gain_pct"] >= args.fail_on_gain]
+    if args.export:
+        from .report import export
+
+        if args.output is None:
+            raise UsageError("--export needs --output FILE")
+        write_atomically(args.output, export.render(result.profile, args.export))
+    else:
+        render_result(result, args.format, args.output)
+    return gate(result.data, args.fail_on_gain)
+
+
+def gate(data: dict, threshold: float | None) -> int:
+    """The CI gate: exit 1 when a recommendation's estimated gain reaches the threshold."""
+    if threshold is not None:
+        tripped = [r for r in data["recommendations"] if r["estimated_gain_pct"] >= threshold]
         if tripped:
             names = ", ".join(f"{r['rule']} +{r['estimated_gain_pct']:.1f}%" for r in tripped)
-            print(f"advise: gate tripped: {names} reach {args.fail_on_gain}%", file=sys.stderr)
+            print(f"advise: gate tripped: {names} reach {threshold:g}%", file=sys.stderr)
             return EXIT_GATE
     return 0
 
@@ -177,10 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
     p.add_argument("--format", choices=FORMATS, default="terminal")
     p.add_argument("--output", "-o", type=Path, help="write the report here (atomically)")
+    p.add_argument("--export", choices=EXPORTS, help="write the profile as folded stacks or speedscope "
+                   "JSON to --output instead of a report")
     p.add_argument("--fail-on-gain", type=float, metavar="PCT",
                    help="exit 1 when a recommendation's estimated gain reaches PCT (CI gate)")
     p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
     p.set_defaults(func=cmd_analyze)
+
+    for name in ("run", "diff", "lab"):
+        # Commands that live in their own module (advisor/cli_<name>.py) register themselves.
+        try:
+            module = __import__(f"advisor.cli_{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"advisor.cli_{name}":
+                raise
+            continue
+        module.register(sub)
 
     p = sub.add_parser("rules", help="list the rules")
     p.add_argument("--rules", type=Path, help="rules directory")

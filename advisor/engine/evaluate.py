@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..evidence import Evidence
+from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
                        rank_key, sample_confidence, tier)
@@ -126,6 +127,10 @@ def _model_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, count
         out.evidence.append(f"counted only in the target program {target!r} (the remedy changes its code)"
                             if target else "no target program named (--comm or the bundle's target): "
                             "counted in every process")
+    present = (ev.system or {}).get("kernel_symbols")
+    if share.samples == 0 and isinstance(present, dict) and present.get(rule.id) is False:
+        raise _Skip("not_evaluated", "none of its symbols exist in this kernel (/proc/kallsyms): "
+                    "the feature is compiled out, or renamed (then add the new names to the rule)")
     contradicted = [f"{name}: {v.detail}" for name, v in (("system state", state), ("counters", counters))
                     if v.holds is False]
     if share.pct < rule.min_share_pct:
@@ -261,8 +266,10 @@ def evaluate_rule(rule: Rule, ev: Evidence, bottleneck: Bottleneck) -> Outcome:
     return out
 
 
-def recommendation(out: Outcome, bottleneck: Bottleneck) -> dict:
+def recommendation(out: Outcome, bottleneck: Bottleneck, ev: Evidence) -> dict:
     rule, est = out.rule, out.estimate
+    commands, missing = fill(rule.commands, rule, ev.system, ev.meta)
+    rollback, missing_back = fill(rule.rollback, rule, ev.system, ev.meta)
     return {
         "rule": rule.id, "title": rule.title, "category": rule.category,
         "estimated_gain_pct": round(est.gain_pct, 2), "gain_low_pct": round(est.low_pct, 2),
@@ -270,7 +277,7 @@ def recommendation(out: Outcome, bottleneck: Bottleneck) -> dict:
         "confidence": est.confidence, "tier": tier(est.gain_pct),
         "share_pct": round(100.0 * est.share, 2), "removable": rule.removable, "model": est.model,
         "evidence": out.evidence, "matched": out.matched,
-        "commands": list(rule.commands), "rollback": list(rule.rollback), "risk": rule.risk,
+        "commands": commands, "rollback": rollback, "risk": rule.risk,
         "weakens_security": rule.weakens_security, "caveat": rule.caveat,
         "reference": {"section": rule.section, "reported_gain_pct": rule.reported_gain_pct,
                       "observed": rule.observed},
@@ -284,7 +291,7 @@ def evaluate(rules: list[Rule], ev: Evidence) -> tuple[Bottleneck, list[dict], l
     for rule in rules:
         out = evaluate_rule(rule, ev, bottleneck)
         if out.status == "recommend":
-            recs.append(recommendation(out, bottleneck))
+            recs.append(recommendation(out, bottleneck, ev))
         elif out.status == "clean":
             share = None if out.share_pct is None else round(out.share_pct, 2)
             clean.append({"rule": rule.id, "share_pct": share, "reason": out.reason})

@@ -1,0 +1,228 @@
+"""Live perf sampling for one window: `perf record`, then `perf script` streamed into the parser.
+
+perf runs in its own process group (so the terminal's Ctrl-C reaches only `advise`, which then
+stops perf in order). It is always stopped the same way: SIGINT to the group, which makes perf
+record finish writing a valid perf.data, then SIGKILL to the group if it is still there. The
+recording ends by itself (`-- sleep N`), so the normal path needs no signal at all.
+
+Only `cpu-clock` is sampled: hardware counters do not exist in most VMs (this one included), and a
+software clock samples the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from typing import BinaryIO, Callable
+
+from ..errors import EnvironmentProblem
+from ..model import StackTable
+from ..parse import perf_data, perf_script
+
+EVENT = "cpu-clock"
+#: Sampling frequency per CPU. bench/bench_overhead.py measured 49, 99 and 199 Hz under nginx +
+#: wrk on 2 vCPUs: see DEFAULT_FREQUENCY_NOTE and the figures in the docstring of that bench.
+DEFAULT_FREQUENCY = 99
+STOP_GRACE_S = 5.0  # perf record needs a moment after SIGINT to write its file
+START_TIMEOUT_S = 30.0  # past duration + this, perf record is stopped (it should end by itself)
+
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+
+
+def perf_binary() -> str:
+    """The perf executable on PATH, or EnvironmentProblem (exit 3) saying how to install it."""
+    path = shutil.which("perf")
+    if path is None:
+        raise EnvironmentProblem("perf is not installed (or not on PATH): advise run samples with "
+                                 "`perf record`; install linux-perf (Debian) or linux-tools (Ubuntu)")
+    return path
+
+
+def effective_capabilities(status_path: str = "/proc/self/status") -> int | None:
+    """CapEff of this process as a bit mask; None when it cannot be read."""
+    try:
+        with open(status_path, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def read_paranoid(path: str = "/proc/sys/kernel/perf_event_paranoid") -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def permission_problem(euid: int, capabilities: int | None, paranoid: int | None) -> str | None:
+    """Why this process cannot sample every CPU with kernel stacks and load BPF; None when it can.
+
+    Root is needed anyway (BPF counters, /proc of other users' processes). Root without
+    CAP_PERFMON/CAP_SYS_ADMIN (a container) is held to perf_event_paranoid like any user:
+    system-wide sampling needs it at 0 or below.
+    """
+    if paranoid is None:
+        return ("/proc/sys/kernel/perf_event_paranoid is missing: this kernel has no perf events "
+                "(CONFIG_PERF_EVENTS)")
+    if euid != 0:
+        return "advise run must run as root: system-wide perf sampling and BPF counters need it (try sudo)"
+    privileged = capabilities is None or bool(capabilities & (1 << CAP_SYS_ADMIN | 1 << CAP_PERFMON))
+    if not privileged and paranoid > 0:
+        return (f"kernel.perf_event_paranoid is {paranoid} and this root has neither CAP_PERFMON nor "
+                "CAP_SYS_ADMIN: system-wide sampling needs `sysctl kernel.perf_event_paranoid=-1` "
+                "(or run with CAP_PERFMON)")
+    return None
+
+
+def check_environment() -> str:
+    """perf's path if this process may record; EnvironmentProblem (exit 3, one line) otherwise."""
+    why = permission_problem(os.geteuid(), effective_capabilities(), read_paranoid())
+    if why:
+        raise EnvironmentProblem(why)
+    return perf_binary()
+
+
+def perf_version(perf: str) -> str:
+    """'6.1.187' from `perf version 6.1.187`; '' when perf does not say."""
+    try:
+        done = subprocess.run([perf, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip().removeprefix("perf version ").strip()
+
+
+def record_argv(perf: str, output: str, duration_s: float, frequency: int,
+                pid: int | None = None) -> list[str]:
+    """perf record for `duration_s`: every CPU (`-a`), or one process (`-p PID`), with call stacks."""
+    scope = ["-p", str(pid)] if pid is not None else ["-a"]
+    return [perf, "record", "-e", EVENT, "-F", str(frequency), "-g", *scope, "-o", output,
+            "--", "sleep", f"{duration_s:g}"]
+
+
+class PerfRecord:
+    """One `perf record` child: start it, watch it, stop it cleanly whatever happens.
+
+    Use as a context manager: leaving the block (normally, on an exception or on Ctrl-C) stops
+    perf if it still runs, so no perf process outlives the block.
+    """
+
+    def __init__(self, argv: list[str], stderr_path: str):
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.proc: subprocess.Popen | None = None
+        self.started = self.ended = 0.0
+        self.stopped_by_us = False
+
+    def __enter__(self) -> "PerfRecord":
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err, start_new_session=True,
+                                         env={**os.environ, "LC_ALL": "C"})
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait(self, timeout_s: float, tick: Callable[[float], None] | None = None,
+             interval_s: float = 0.1) -> None:
+        """Wait until perf ends by itself; stop it at `timeout_s`. `tick(elapsed)` is called meanwhile."""
+        deadline = self.started + timeout_s
+        while self.running():
+            now = time.monotonic()
+            if now >= deadline:
+                self.stop()
+                break
+            if tick:
+                tick(now - self.started)
+            time.sleep(min(interval_s, max(0.0, deadline - now)))
+        self.ended = self.ended or time.monotonic()
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGINT the group (perf writes a valid file), then SIGKILL the group; reap perf."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            self.stopped_by_us = True
+            _signal_group(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(proc.pid, signal.SIGKILL)  # `sleep` or anything else left in perf's group
+        if proc.poll() is None:
+            proc.wait()
+        self.ended = self.ended or time.monotonic()
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def check(self) -> None:
+        """EnvironmentProblem with perf's own message when it failed (not when we stopped it)."""
+        code = self.proc.returncode if self.proc else None
+        if code in (0, None) or (self.stopped_by_us and code in (-signal.SIGINT, 130)):
+            return
+        raise EnvironmentProblem(f"perf record failed ({_exit_text(code)}): {self.message() or 'no message'}")
+
+    def message(self) -> str:
+        """perf's first meaningful stderr line (not its '[ perf record: ... ]' progress lines)."""
+        try:
+            with open(self.stderr_path, "rb") as handle:
+                text = handle.read(65536).decode("utf-8", "replace")
+        except OSError:
+            return ""
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith(("[ perf record:", "Warning:")) and set(line) != {"#"}:
+                return line
+        return ""
+
+
+def _exit_text(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Tee:
+    """A read-only stream that copies every chunk it hands out to `copy` (the bundle's gzip file)."""
+
+    def __init__(self, stream: BinaryIO, copy: BinaryIO):
+        self.stream, self.copy = stream, copy
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if data:
+            self.copy.write(data)
+        return data
+
+
+def symbolise(perf_data_path: str, source: str, copy_to: BinaryIO | None = None,
+              timeout_s: float = perf_data.DEFAULT_TIMEOUT_S) -> StackTable:
+    """`perf script` on the recording, parsed as it streams (and copied to `copy_to` when given).
+
+    perf script is killed if parsing fails, times out or is interrupted (parse.perf_data).
+    """
+    table = StackTable(source)
+    with perf_data.perf_script_output(perf_data_path, timeout=timeout_s) as stdout:
+        stream = _Tee(stdout, copy_to) if copy_to is not None else stdout
+        perf_script.read(stream, source, table)
+    return table

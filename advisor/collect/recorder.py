@@ -1,0 +1,478 @@
+"""Collect everything the rules need in one window, and write it as a recording bundle.
+
+One window, three collectors at once: `perf record` (the main thread watches it and draws the
+countdown), the BPF/tracepoint counters (`collect_counters`, in a thread) and, when asked, a load
+command (`--during`). The read-only system probes run right after the window, while the target
+still runs, then `perf script` is streamed into the parser (and, with `save`, into the bundle's
+perf.script.gz).
+
+Nothing is left behind: every child runs in its own process group and is stopped (SIGINT, then
+SIGKILL) on every exit path. On an exception or Ctrl-C, every child this process started during the
+collection is stopped too, which also covers the counters' tools, whose thread cannot be
+interrupted. The bundle is written into `DIR.tmp-xxx` next to DIR and renamed at the end, so a
+failure (disk full...) leaves no half bundle.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import AdvisorError, EnvironmentProblem, UsageError
+from ..model import StackTable
+from . import perf as perf_mod
+
+BUNDLE_FORMAT = "advisor-bundle/1"
+LOAD_OUTPUT_MAX = 64 * 1024  # characters of the load command's output kept in meta.json
+LOAD_STOP_GRACE_S = 3.0
+COUNTERS_EXTRA_S = 25.0  # the counters' tools may take this long past the window (start-up + grace)
+ABORT_SWEEP_S = 1.0  # after an interruption, keep stopping late-started tools this long
+
+
+@dataclass
+class Recording:
+    """A bundle in memory: what `advise analyze DIR` would read back from the saved bundle."""
+
+    table: StackTable
+    meta: dict
+    system: dict
+    counters: dict | None
+    missing: dict = field(default_factory=dict)
+    saved: Path | None = None
+
+
+# ---------------------------------------------------------------- children
+
+def own_children() -> set[int]:
+    """Direct children of this process (any of its threads), from /proc."""
+    found: set[int] = set()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as handle:
+                found.update(int(pid) for pid in handle.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def stop_groups(pids: set[int], grace_s: float = 1.0) -> None:
+    """SIGINT each child's process group (our children lead their own), then SIGKILL what is left."""
+    for pid in pids:
+        _signal_group(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        _signal_group(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextmanager
+def no_child_left() -> Iterator[None]:
+    """On an exception or Ctrl-C, stop every child started inside the block (the others are not ours).
+
+    Repeats for ABORT_SWEEP_S because the counters' thread may still be starting a tool.
+    """
+    before = own_children()
+    try:
+        yield
+    except BaseException:
+        deadline = time.monotonic() + ABORT_SWEEP_S
+        while True:
+            stop_groups(own_children() - before, grace_s=0.5)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        raise
+
+
+# ---------------------------------------------------------------- the load command
+
+class LoadCommand:
+    """`--during CMD`: an argument list (never a shell), started before the window, stopped after it."""
+
+    def __init__(self, command: str, workdir: str):
+        try:
+            self.argv = shlex.split(command)
+        except ValueError as exc:
+            raise UsageError(f"--during {command!r}: {exc}") from None
+        if not self.argv:
+            raise UsageError("--during: empty command")
+        if shutil.which(self.argv[0]) is None:
+            raise UsageError(f"--during: {self.argv[0]}: command not found")
+        self.tool = next((os.path.basename(a) for a in self.argv if os.path.basename(a) == "wrk"),
+                         os.path.basename(self.argv[0]))
+        self.out_path = os.path.join(workdir, "load.out")
+        self.err_path = os.path.join(workdir, "load.err")
+        self.proc: subprocess.Popen | None = None
+        self.stopped_by_us = False
+
+    def start(self) -> None:
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         start_new_session=True)
+
+    def stop(self) -> None:
+        """SIGINT (wrk prints its summary on it), then SIGKILL the group; reap it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.stopped_by_us = True
+            _signal_group(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=LOAD_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait()
+
+    def result(self) -> tuple[dict, dict]:
+        """(meta.json "load", collector status)."""
+        out = _read_text(self.out_path)
+        err = _read_text(self.err_path)
+        code = self.proc.returncode if self.proc else None
+        load = {"tool": self.tool, "command": self.argv, "requests_per_sec": None, "exit_status": code,
+                "stopped_at_window_end": self.stopped_by_us, "output": out[-LOAD_OUTPUT_MAX:]}
+        if err.strip():
+            load["stderr"] = err[-LOAD_OUTPUT_MAX:]
+        how = "stopped at the end of the window" if self.stopped_by_us else f"exit status {code}"
+        if self.tool == "wrk":
+            from ..lab.testbed import parse_wrk
+
+            try:
+                parsed = parse_wrk(out)
+            except AdvisorError:
+                return load, {"status": "failed", "detail": f"wrk printed no Requests/sec ({how}): "
+                              + _last_line(err or out)}
+            load.update(requests_per_sec=parsed["requests_per_sec"], latency_ms=parsed["latency_ms"],
+                        errors=parsed["errors"])
+            return load, {"status": "ok", "detail": f"wrk: {parsed['requests_per_sec']:,.0f} req/s ({how})"}
+        failed = code not in (0, None) and not self.stopped_by_us
+        return load, {"status": "failed" if failed else "ok",
+                      "detail": f"{' '.join(self.argv)[:80]}: {how}"
+                                + (f": {_last_line(err or out)}" if failed else "")}
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+# ---------------------------------------------------------------- counters in a thread
+
+class CountersThread:
+    """collect_counters() for the window, in a daemon thread; never raises into the caller."""
+
+    def __init__(self, duration_s: float, pids: list[int], comm: str | None):
+        self.args = (duration_s, pids or None, comm)
+        self.counters: dict | None = None
+        self.statuses: dict = {}
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, name="advise-counters", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            from .counters import collect_counters
+
+            self.counters, self.statuses = collect_counters(*self.args)
+        except Exception as exc:  # the samples still make a report
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.thread.start()
+
+    def join(self) -> None:
+        deadline = self.started + self.args[0] + COUNTERS_EXTRA_S
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            self.thread.join(timeout=0.1)
+        if self.thread.is_alive():
+            self.error = f"the counters did not finish within {self.args[0] + COUNTERS_EXTRA_S:.0f} s"
+
+
+# ---------------------------------------------------------------- targets
+
+def netns_pids(name: str) -> list[int]:
+    """Processes whose network namespace is /run/netns/NAME."""
+    try:
+        wanted = os.stat(f"/run/netns/{name}")
+    except OSError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                st = os.stat(f"/proc/{entry}/ns/net")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (wanted.st_dev, wanted.st_ino):
+                found.append(int(entry))
+    return sorted(found)
+
+
+def resolve_target(comm: str | None, pid: int | None, netns: str | None) -> list[int]:
+    """The target's processes: --pid, else --comm, else the processes of --netns, else none."""
+    if pid is not None:
+        if not os.path.exists(f"/proc/{pid}"):
+            raise UsageError(f"--pid {pid}: no such process")
+        return [pid]
+    if comm:
+        from .counters import find_pids
+
+        return find_pids(comm)
+    if netns:
+        return netns_pids(netns)
+    return []
+
+
+def check_netns(netns: str | None) -> None:
+    if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
+        raise UsageError(f"--netns {netns}: no such network namespace (see `ip netns list`)")
+
+
+# ---------------------------------------------------------------- the bundle on disk
+
+def check_save_target(save: Path) -> None:
+    """Refuse before collecting, not after: an existing non-empty DIR, or a parent we cannot write."""
+    if save.exists() and (not save.is_dir() or any(save.iterdir())):
+        raise UsageError(f"--save {save}: already exists and is not an empty directory")
+    parent = save.parent
+    if not parent.is_dir():
+        raise UsageError(f"--save {save}: parent directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EnvironmentProblem(f"--save {save}: cannot write in {parent}")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def finish_bundle(stage: Path, save: Path, meta: dict, system: dict, counters: dict | None) -> None:
+    """Write the JSON parts into the staging directory, then rename it to `save` in one step."""
+    _write_json(stage / "system.json", system)
+    if counters is not None:
+        _write_json(stage / "counters.json", counters)
+    _write_json(stage / "meta.json", meta)
+    if save.is_dir():
+        save.rmdir()  # empty (checked before collecting): rename onto it needs it gone
+    os.rename(stage, save)
+    fd = os.open(save.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- the window
+
+def _json_copy(value):
+    """What the bundle will hold once read back (tuples become lists...): analysis of the live
+    recording and of the saved bundle must see the same values."""
+    return json.loads(json.dumps(value, default=str, allow_nan=False))
+
+
+def _progress(enabled: bool, duration_s: float, what: str):
+    """A countdown on stderr while collecting (rich); nothing when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        TextColumn("{task.fields[left]}"), console=console, transient=True,
+                        disable=not (enabled and console.is_terminal))
+    return progress, progress.add_task(what, total=duration_s, left=f"{duration_s:.0f} s left")
+
+
+def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, comm: str | None = None,
+           pid: int | None = None, netns: str | None = None, during: str | None = None,
+           save: str | Path | None = None, rules: list | None = None,
+           progress: bool = True) -> Recording:
+    """Collect one window and return the bundle in memory (also written to `save` when given)."""
+    from ..engine import kallsyms
+    from ..engine.rules import load_rules
+    from .system import collect_system_state
+
+    perf = perf_mod.check_environment()
+    if duration_s <= 0:
+        raise UsageError(f"--duration {duration_s:g}: must be positive")
+    if frequency <= 0:
+        raise UsageError(f"--frequency {frequency}: must be positive")
+    if comm is not None and pid is not None:
+        raise UsageError("--comm and --pid: give one target, not both")
+    check_netns(netns)
+    save = Path(save) if save is not None else None
+    if save is not None:
+        check_save_target(save)
+    rules = rules if rules is not None else load_rules()
+    pids = resolve_target(comm, pid, netns)
+    collectors: dict = {}
+
+    with ExitStack() as cleanup:
+        workdir = tempfile.mkdtemp(prefix="advise-run-")
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        stage = None
+        if save is not None:
+            stage = Path(tempfile.mkdtemp(prefix=f"{save.name}.tmp-", dir=save.parent))
+            cleanup.callback(shutil.rmtree, stage, ignore_errors=True)
+        load = LoadCommand(during, workdir) if during else None
+        perf_data = os.path.join(workdir, "perf.data")
+        argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, pid)
+        bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
+
+        with no_child_left():
+            counters_job = CountersThread(duration_s, pids, comm)
+            if load:
+                load.start()
+                cleanup.callback(load.stop)
+            counters_job.start()
+            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr")) as recorder, bar:
+                recorder.wait(duration_s + perf_mod.START_TIMEOUT_S,
+                              tick=lambda t: bar.update(task, completed=min(t, duration_s),
+                                                        left=f"{max(0.0, duration_s - t):.0f} s left"))
+                bar.update(task, description="reading system state", left="")
+                if load:
+                    load.stop()
+                recorder.check()
+                system = collect_system_state(pids=pids or None, comm=comm, netns=netns)
+                system["kernel_symbols"] = kallsyms.presence(rules)
+                bar.update(task, description="symbolising (perf script)")
+                source = str(save) if save is not None else f"advise run on {socket.gethostname()}"
+                table = _symbolise(perf_data, source, stage)
+                bar.update(task, description="waiting for the counters")
+                counters_job.join()
+
+        collectors["perf"] = _perf_status(recorder, table, frequency, pid)
+        if counters_job.error:
+            collectors["counters"] = {"status": "failed", "detail": counters_job.error}
+        for name, status in counters_job.statuses.items():
+            collectors[name] = status
+        collectors["probes"] = _probes_status(system, netns)
+        collectors["kallsyms"] = _kallsyms_status(system["kernel_symbols"])
+        meta = {
+            "format": BUNDLE_FORMAT,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host": socket.gethostname(), "kernel": platform.release(), "cpus": os.cpu_count(),
+            "duration_s": duration_s,
+            "target": {"comm": comm, "pid": pid, "pids": pids, "netns": netns},
+            "perf": {"version": perf_mod.perf_version(perf), "record_args": _shown_args(argv)},
+        }
+        if load:
+            meta["load"], collectors["load"] = load.result()
+        meta["collectors"] = collectors
+        meta, system = _json_copy(meta), _json_copy(system)
+        counters = _json_copy(counters_job.counters) if counters_job.counters is not None else None
+        missing = {} if counters is not None else {
+            "counters": f"counters not collected: {counters_job.error or 'see collectors'}"}
+        if stage is not None:
+            try:
+                finish_bundle(stage, save, meta, system, counters)
+            except OSError as exc:
+                raise EnvironmentProblem(f"--save {save}: cannot write the bundle: "
+                                         f"{exc.strerror or exc}; nothing was saved") from None
+        return Recording(table, meta, system, counters, missing, save)
+
+
+def _symbolise(perf_data: str, source: str, stage: Path | None) -> StackTable:
+    """Parse perf script's output; with a staging directory, also gzip it there as perf.script.gz."""
+    if stage is None:
+        return perf_mod.symbolise(perf_data, source)
+    target = stage / "perf.script.gz"
+    try:
+        with open(target, "wb") as raw:
+            with gzip.GzipFile(filename="perf.script", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
+                table = perf_mod.symbolise(perf_data, source, copy_to=gz)
+            raw.flush()
+            os.fsync(raw.fileno())
+    except OSError as exc:
+        raise EnvironmentProblem(f"--save {stage.name.split('.tmp-')[0]}: cannot write the bundle: "
+                                 f"{exc.strerror or exc}; nothing was saved") from None
+    return table
+
+
+def _shown_args(argv: list[str]) -> list[str]:
+    """perf's arguments as a user would type them: 'perf', and no temporary output path."""
+    shown = ["perf", *argv[1:]]
+    if "-o" in shown:
+        at = shown.index("-o")
+        del shown[at:at + 2]
+    return shown
+
+
+def _perf_status(recorder: perf_mod.PerfRecord, table: StackTable, frequency: int, pid: int | None) -> dict:
+    scope = f"process {pid}" if pid is not None else "all CPUs"
+    samples = sum(count for count, _ in table.events.values())
+    detail = (f"{perf_mod.EVENT} at {frequency} Hz on {scope} with call stacks: {samples:,} samples "
+              f"in {recorder.elapsed_s:.1f} s")
+    if recorder.stopped_by_us:
+        detail += " (stopped: it did not end by itself)"
+    if samples == 0:
+        return {"status": "failed", "detail": detail + "; no samples"}
+    return {"status": "ok", "detail": detail}
+
+
+def _probes_status(system: dict, netns: str | None) -> dict:
+    sections = [name for name in system if name != "kernel_symbols"]
+    failed = [name for name, value in system.items() if isinstance(value, dict) and "error" in value]
+    where = f"; network sections read in netns {netns}" if netns else ""
+    if len(failed) == len(sections):
+        return {"status": "failed", "detail": f"every section failed{where}"}
+    detail = f"{len(sections) - len(failed)} of {len(sections)} sections read{where}"
+    if failed:
+        detail += f"; unreadable: {', '.join(failed)}"
+    return {"status": "ok", "detail": detail}
+
+
+def _kallsyms_status(presence: dict) -> dict:
+    if "error" in presence:
+        return {"status": "failed", "detail": str(presence["error"])}
+    absent = sorted(rule for rule, present in presence.items() if not present)
+    detail = f"symbol families of {len(presence)} rules looked up in /proc/kallsyms"
+    if absent:
+        detail += f"; absent from this kernel: {', '.join(absent)}"
+    return {"status": "ok", "detail": detail}

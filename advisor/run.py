@@ -1,0 +1,54 @@
+"""run(): collect on this box for one window, then analyse exactly as `advise analyze` would.
+
+The live recording is turned into the same Evidence a saved bundle gives (same profile, the same
+JSON values for system state, counters and meta), so `advise run --save DIR` and
+`advise analyze DIR` print the same recommendations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .analysis import Result, analyze_evidence
+from .collect.perf import DEFAULT_FREQUENCY
+from .collect.recorder import record
+from .engine.rules import load_rules
+from .evidence import Evidence
+from .profile import Profile
+
+DEFAULT_DURATION_S = 10.0
+
+
+def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY, comm: str | None = None,
+        pid: int | None = None, netns: str | None = None, during: str | None = None,
+        save: str | Path | None = None, progress: bool = True,
+        rules_dir: str | Path | None = None) -> Result:
+    """Sample every CPU (or `pid`) for `duration` seconds with perf, count with BPF, probe the
+    system, and rank the remedies.
+
+    comm / pid: the target process(es) whose state and syscalls are read; netns: read the
+    network-namespace probes (firewall, qdiscs, devices) inside that namespace; during: a load
+    command run for the window (its throughput goes in the report); save: also write the
+    recording bundle to that directory.
+    """
+    rules = load_rules(Path(rules_dir) if rules_dir else None)
+    recording = record(duration, frequency, comm=comm, pid=pid, netns=netns, during=during, save=save,
+                       rules=rules, progress=progress)
+    profile = Profile(recording.table)
+    evidence = Evidence(profile, recording.system, recording.counters, recording.meta,
+                        recording.table.source, recording.missing)
+    result = analyze_evidence(evidence, rules)
+    if "collectors" not in result.data:  # analysis.py copies them from meta; keep them either way
+        result.data["collectors"] = collectors_view(recording.meta.get("collectors"))
+    return result
+
+
+def collectors_view(collectors: dict | None) -> dict:
+    """The report's `collectors`: {name: {status, detail}} from meta.json's fuller entries."""
+    view = {}
+    for name, entry in (collectors or {}).items():
+        if isinstance(entry, dict):
+            status = entry.get("status")
+            view[str(name)] = {"status": status if status in ("ok", "unavailable", "failed") else "failed",
+                               "detail": str(entry.get("detail") or "")}
+    return view
