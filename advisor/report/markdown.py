@@ -28,6 +28,8 @@ def render(result: dict) -> str:
         out += ["No recommendation: no rule found a remedy in this profile.", ""]
     out += _listing("Not evaluated", [f"{_code(e['rule'])}: {_text(e['reason'])}"
                                       for e in result["not_evaluated"]])
+    out += _listing("Collectors", [f"{_code(name)} **{entry['status']}**: {_text(entry['detail'])}"
+                                   for name, entry in (result.get("collectors") or {}).items()])
     out += _listing("Clean", [_clean_item(entry) for entry in result["clean"]])
     out += _listing("Warnings", [_text(warning) for warning in result["warnings"]])
     return "\n".join(out).rstrip("\n") + "\n"

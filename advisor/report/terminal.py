@@ -17,6 +17,7 @@ from rich.text import Text
 from advisor.report import bottleneck, gain, load, number, pct, reference, samples
 
 LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
+STATUS_STYLE = {"ok": "green", "unavailable": "yellow", "failed": "bold red"}
 CONFIDENCE_STYLE = {"high": "bold", "medium": "", "low": "dim"}
 SECURITY = "weakens"
 TOP_ROWS = 8
@@ -37,6 +38,7 @@ def renderable(result: dict) -> RenderableType:
     else:
         parts.append(Text("No recommendation: no rule found a remedy in this profile.", style="bold"))
     parts.extend(_dim_list("Not evaluated", [(e["rule"], e["reason"]) for e in result["not_evaluated"]]))
+    parts.extend(_collectors(result.get("collectors") or {}))
     parts.extend(_dim_list("Clean", [(e["rule"], _clean_reason(e)) for e in result["clean"]]))
     if result["warnings"]:
         warnings = Table.grid(padding=(0, 1))
@@ -158,6 +160,19 @@ def _shell(label: str, commands: list[str]) -> list[RenderableType]:
     code = Syntax("\n".join(commands), "bash", theme="ansi_dark", background_color="default",
                   word_wrap=True)
     return [heading, code]
+
+
+def _collectors(collectors: dict) -> list[RenderableType]:
+    """One line per collector of a live run (cut to the width: the JSON report has every word)."""
+    if not collectors:
+        return []
+    width = max(len(name) for name in collectors) + 1
+    lines: list[RenderableType] = [Text("Collectors", style="bold")]
+    for name, entry in collectors.items():
+        lines.append(Text.assemble((f"  {name + ':':<{width}} ", "bold"),
+                                   (f"{entry['status']:<11} ", STATUS_STYLE.get(entry["status"], "")),
+                                   (entry["detail"], "dim"), no_wrap=True, overflow="ellipsis"))
+    return lines
 
 
 def _dim_list(heading: str, entries: list[tuple[str, str]]) -> list[RenderableType]:

@@ -1,0 +1,58 @@
+"""`advise run`: collect on this box for one window, then print the same report `advise analyze` gives.
+
+Exit codes as for analyze: 0, 1 (--fail-on-gain tripped), 2 (bad usage), 3 (not root, perf
+missing, perf_event_paranoid too strict, or the bundle could not be written), 130 (Ctrl-C: every
+collector stopped, temporary files removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .cli import FORMATS, gate, render_result
+from .collect.perf import DEFAULT_FREQUENCY
+from .errors import UsageError
+from .run import DEFAULT_DURATION_S, run
+
+MAX_DURATION_S = 3600.0
+MAX_FREQUENCY = 10000
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="collect on this box (perf, BPF counters, system state) and "
+                              "rank the remedies")
+    p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="S",
+                   help=f"seconds of collection (default {DEFAULT_DURATION_S:g})")
+    p.add_argument("--frequency", type=int, default=DEFAULT_FREQUENCY, metavar="HZ",
+                   help=f"perf sampling frequency per CPU (default {DEFAULT_FREQUENCY}: "
+                        "under 1%% throughput overhead, see bench/bench_overhead.py)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--comm", help="target processes by command name (their state and syscalls "
+                        "are read; perf still samples every CPU)")
+    target.add_argument("--pid", type=int, help="target process: perf samples only it (-p PID)")
+    p.add_argument("--netns", metavar="NAME", help="read the network probes (firewall, devices, qdiscs, "
+                   "packet sockets) inside this network namespace; its processes are the target when "
+                   "no --comm/--pid is given")
+    p.add_argument("--during", metavar="CMD", help="load command run for the window (split like a shell "
+                   "would, never run by one); wrk's Requests/sec goes in the report")
+    p.add_argument("--save", type=Path, metavar="DIR", help="also write the recording bundle to DIR "
+                   "(atomically), for `advise analyze DIR`")
+    p.add_argument("--format", choices=FORMATS, default="terminal")
+    p.add_argument("--output", "-o", type=Path, help="write the report here (atomically)")
+    p.add_argument("--fail-on-gain", type=float, metavar="PCT",
+                   help="exit 1 when a recommendation's estimated gain reaches PCT")
+    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not 0 < args.duration <= MAX_DURATION_S:
+        raise UsageError(f"advise run: --duration {args.duration:g}: give 0 < S <= {MAX_DURATION_S:g}")
+    if not 0 < args.frequency <= MAX_FREQUENCY:
+        raise UsageError(f"advise run: --frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
+    result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,
+                 netns=args.netns, during=args.during, save=args.save, progress=True,
+                 rules_dir=args.rules)
+    render_result(result, args.format, args.output)
+    return gate(result.data, args.fail_on_gain)
