@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := linux-perf iproute2 nginx-light wrk iptables nftables ethtool conntrack \
-                python3-bpfcc libbpf-tools bpftrace gzip procps
+                python3-bpfcc libbpf-tools bpftrace gzip procps chromium fonts-dejavu-core fonts-liberation
 SAMPLE ?= samples/netfilter
 
 .PHONY: setup system-packages venv demo test bench clean

@@ -1,8 +1,17 @@
 """advisor: profiling-driven tuning advisor for Linux network servers.
 
     >>> import advisor
-    >>> result = advisor.analyze("samples/netfilter")        # doctest: +SKIP
-    >>> result.recommendations                                # a pandas DataFrame  # doctest: +SKIP
+    >>> from advisor.paths import samples_dir
+    >>> result = advisor.analyze(samples_dir() / "netfilter")
+    >>> result.recommendations.loc[0, "rule"]                 # a pandas DataFrame, ranked
+    'netfilter'
+    >>> result.recommendation("netfilter").matched["symbol"].tolist()[:1]
+    ['nf_hook_slow']
+    >>> result.profile.top(3)["symbol"].tolist()
+    ['nft_do_chain', 'nft_meta_get_eval', '_raw_spin_unlock_irqrestore']
+    >>> change = advisor.diff(samples_dir() / "netfilter", samples_dir() / "baseline")
+    >>> change.recommendation("netfilter")["status"]
+    'disappeared'
 """
 
 __version__ = "0.1.0"
@@ -21,11 +30,21 @@ def run(*args, **kwargs):
     return _run(*args, **kwargs)
 
 
-def diff(before, after, **kwargs):
-    """Compare two recordings or results (see advisor.diff.diff)."""
-    from .diff import diff as _diff
+# Imported here, then shadowed by the function below: importing a submodule sets the package
+# attribute of its name, so a lazy import would replace `advisor.diff` (the function) with the module.
+from . import diff as _diff_module  # noqa: E402
 
-    return _diff(before, after, **kwargs)
+
+def diff(before, after, **kwargs):
+    """Compare two recordings or results (see advisor.diff.diff): symbol shares, recommendations,
+    throughput.
+
+    >>> from advisor.paths import samples_dir
+    >>> change = diff(samples_dir() / "netfilter", samples_dir() / "baseline")
+    >>> change.throughput["change_pct"] > 0
+    True
+    """
+    return _diff_module.diff(before, after, **kwargs)
 
 
 __all__ = ["run", "diff", "AdvisorError", "EnvironmentProblem", "InputError", "UsageError", "Frame", "StackKey",

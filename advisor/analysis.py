@@ -78,6 +78,42 @@ class Result:
     def to_dict(self) -> dict:
         return self.data
 
+    def recommendation(self, rule_id: str) -> "Recommendation":
+        """One recommendation by rule id; KeyError says what became of a rule that has none.
+
+        >>> from advisor.paths import samples_dir
+        >>> result = analyze(samples_dir() / "netfilter")
+        >>> rec = result.recommendation("netfilter")
+        >>> rec.rank, rec.matched["symbol"].iloc[0]
+        (1, 'nf_hook_slow')
+        """
+        for rec in self.data["recommendations"]:
+            if rec["rule"] == rule_id:
+                return Recommendation(rec, self.rules.get(rule_id))
+        for key, what in (("clean", "is clean"), ("not_evaluated", "was not evaluated")):
+            for entry in self.data[key]:
+                if entry["rule"] == rule_id:
+                    raise KeyError(f"{rule_id} {what}: {entry['reason']}")
+        known = ", ".join(r["rule"] for r in self.data["recommendations"]) or "none"
+        raise KeyError(f"no rule {rule_id!r} in this result (recommended: {known})")
+
+    def flamegraph(self):
+        """The profile's flame graph, each recommendation's matched frames in its colour.
+
+        >>> from advisor.paths import samples_dir
+        >>> graph = analyze(samples_dir() / "netfilter").flamegraph()
+        >>> [h.rule for h in graph.highlights][0], graph.svg.startswith("<svg")
+        ('netfilter', True)
+        """
+        from .report.flamegraph import for_result
+
+        return for_result(self)
+
+    def _repr_html_(self) -> str:
+        from .report import html
+
+        return html.result_view(self)
+
     def __rich__(self):
         from .report import terminal
 
@@ -88,6 +124,50 @@ class Result:
         first = f"{top['rule']} +{top['estimated_gain_pct']:.1f}%" if top else "none"
         return (f"<Result {self.data['source']!r}: {len(self.data['recommendations'])} "
                 f"recommendations, first {first}>")
+
+
+class Recommendation:
+    """One ranked recommendation: its fields as attributes or keys, and views that show it.
+
+    `data` is the dict of the JSON report; `rule` the Rule it came from (what it matches, why).
+    """
+
+    def __init__(self, data: dict, rule: Rule | None = None):
+        self.data = data
+        self.rule = rule
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def id(self) -> str:
+        return self.data["rule"]
+
+    @property
+    def matched(self) -> pd.DataFrame:
+        """The frames that made samples count, with their share of busy time (percent)."""
+        return pd.DataFrame(self.data["matched"], columns=["symbol", "share_pct"])
+
+    def _repr_html_(self) -> str:
+        from .report import html
+
+        return html.notebook_view(html.recommendation_html(self.data))
+
+    def __rich__(self):
+        from .report import terminal
+
+        return terminal._recommendation(self.data)
+
+    def __repr__(self) -> str:
+        from .report import gain
+
+        return f"<Recommendation {self.data['rank']}. {self.id} {gain(self.data)}>"
 
 
 def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
@@ -104,6 +184,17 @@ def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
                 for r in top.itertuples()],
         "filters": dict(p.filters),
     }
+
+
+def collectors_view(collectors: dict) -> dict:
+    """The report's `collectors` ({name: {status, detail}}) from meta.json's fuller entries."""
+    view = {}
+    for name, entry in collectors.items():
+        if isinstance(entry, dict):
+            status = entry.get("status")
+            view[str(name)] = {"status": status if status in ("ok", "unavailable", "failed") else "failed",
+                               "detail": str(entry.get("detail") or "")}
+    return view
 
 
 def analyze_evidence(evidence: Evidence, rules: list[Rule] | None = None) -> Result:
@@ -124,9 +215,7 @@ def analyze_evidence(evidence: Evidence, rules: list[Rule] | None = None) -> Res
     }
     if evidence.meta.get("load"):
         data["load"] = {k: evidence.meta["load"].get(k) for k in ("tool", "requests_per_sec")}
-    if isinstance(evidence.meta.get("collectors"), dict):  # written by `advise run` (advisor/run.py)
-        from .run import collectors_view
-
+    if isinstance(evidence.meta.get("collectors"), dict):  # written by `advise run`
         data["collectors"] = collectors_view(evidence.meta["collectors"])
     return Result(data, evidence, rules)
 
@@ -135,9 +224,16 @@ def analyze(path: str | Path, *, comm: str | None = None, pid: int | None = None
             event: str | None = None, rules_dir: str | Path | None = None) -> Result:
     """Analyse a recording bundle or samples file and rank the remedies.
 
-    >>> r = analyze(__import__("advisor.paths").paths.samples_dir() / "netfilter")  # doctest: +SKIP
-    >>> r.top()["rule"]  # doctest: +SKIP
-    'netfilter'
+    >>> from advisor.paths import samples_dir
+    >>> r = analyze(samples_dir() / "netfilter")
+    >>> r.top()["rule"], r.profile.samples
+    ('netfilter', 4960)
+    >>> list(r.recommendations.columns[:4])
+    ['rank', 'rule', 'title', 'estimated_gain_pct']
+    >>> bool(r.recommendations.loc[0, "estimated_gain_pct"] > 20)
+    True
+    >>> analyze(samples_dir() / "netfilter", comm="nginx").profile.filters
+    {'comm': 'nginx', 'pid': None}
     """
     evidence = load(path, comm=comm, pid=pid, event=event)
     return analyze_evidence(evidence, load_rules(Path(rules_dir) if rules_dir else None))

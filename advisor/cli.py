@@ -33,6 +33,9 @@ def write_atomically(path: Path, text: str) -> None:
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse a recording and rank the remedies")
     p.add_argument("path", help="bundle directory, perf script text (.gz), folded stacks or perf.data")
-    p.add_argument("--comm", help="only samples of this command name (glob)")
+    p.add_argument("--comm", help="only samples of these command names (globs, comma-separated: nginx,wrk)")
     p.add_argument("--pid", type=int, help="only samples of this process id")
     p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
     p.add_argument("--format", choices=FORMATS, default="terminal")

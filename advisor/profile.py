@@ -88,7 +88,7 @@ class Profile:
         self.source = table.source
         self.events = sorted(table.events)
         self.filters = {"comm": comm, "pid": pid}
-        comm_match = family(comm) if comm else None
+        comm_match = family(comm.split(",")) if comm else None  # 'nginx,wrk': several globs
         stack_index: dict[tuple, int] = {}
         self.stacks: list[tuple[str, ...]] = []  # symbol tuples, root first
         self.stack_frames: list[tuple] = []  # Frame tuples, same order
@@ -178,6 +178,15 @@ class Profile:
         `mode='self'` counts only samples whose leaf matches. `cpus` restricts both the
         matched and the busy time to those CPUs (the bottleneck). `comms` (globs) restricts
         only the matched time, for remedies that change one program but free CPU for all.
+
+        >>> from advisor.analysis import load
+        >>> from advisor.paths import samples_dir
+        >>> p = load(samples_dir() / "netfilter").profile
+        >>> s = p.share("nf_hook_slow")
+        >>> round(s.pct), s.samples, sorted(s.comms)
+        (41, 1943, ['nginx', 'wrk'])
+        >>> round(p.share("nft_do_chain*", under="ip_output").pct) < round(s.pct)
+        True
         """
         target, anc, excl = family(symbols), family(under), family(exclude_below)
         only = family(comms) if comms else None
@@ -230,6 +239,14 @@ class Profile:
         """Symbols by self or inclusive share of busy time (percent).
 
         Columns: symbol, dso, kind, self_pct, inclusive_pct, self_samples.
+
+        >>> from advisor.analysis import load
+        >>> from advisor.paths import samples_dir
+        >>> top = load(samples_dir() / "netfilter").profile.top(5)
+        >>> list(top.columns)
+        ['symbol', 'dso', 'kind', 'self_pct', 'inclusive_pct', 'self_samples']
+        >>> top.loc[0, "symbol"], round(top.loc[0, "self_pct"])
+        ('nft_do_chain', 30)
         """
         busy_weight = self.busy_weight or 1.0
         self_w: Counter = Counter()
@@ -264,7 +281,15 @@ class Profile:
                              "samples": g["count"].values})
 
     def call_graph(self):
-        """networkx DiGraph caller -> callee, edges weighted by busy time (node attrs: self, total)."""
+        """networkx DiGraph caller -> callee, edges weighted by busy time (node attrs: self, total).
+
+        >>> from advisor.analysis import load
+        >>> from advisor.paths import samples_dir
+        >>> graph = load(samples_dir() / "netfilter").profile.call_graph()
+        >>> callers = sorted(graph.predecessors("nf_hook_slow"), key=lambda c: -graph[c]["nf_hook_slow"]["weight"])
+        >>> callers[:2]
+        ['__ip_local_out', 'ip_local_deliver']
+        """
         import networkx as nx
 
         graph = nx.DiGraph()
@@ -285,6 +310,49 @@ class Profile:
                 else:
                     graph.add_edge(caller, callee, weight=weight)
         return graph
+
+    # ----------------------------------------------------------------- views
+    def flamegraph(self, rules=(), *, cpus: list[int] | None = None, comms=None):
+        """Flame graph of the busy samples (a FlameGraph: SVG inline in Jupyter, `.save()`).
+
+        `rules` (Rule objects, e.g. from `advisor.engine.rules.load_rules()`) have the frames
+        they match drawn in their colour, matched as the engine does, on `cpus` and in
+        `comms` only when given.
+
+        >>> from advisor.engine.rules import get_rule
+        >>> from advisor.parse.folded import read
+        >>> import io
+        >>> text = b"nginx;main;ip_output;nf_hook_slow;nft_do_chain 3\\nnginx;main 1\\n"
+        >>> p = Profile(read(io.BytesIO(text), "demo"))
+        >>> graph = p.flamegraph([get_rule("netfilter")])
+        >>> graph.svg.count('data-role="matched"'), graph.svg.count('data-role="under"')
+        (1, 1)
+        """
+        from .report.flamegraph import for_profile
+
+        return for_profile(self, list(rules), cpus=cpus, comms=comms)
+
+    def _repr_html_(self) -> str:
+        from .report import html
+
+        return html.profile_view(self)
+
+    def __rich__(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        cpus = self.cpus()
+        per_cpu = ", ".join(f"cpu{c} {b:.1f}%" for c, b in zip(cpus["cpu"], cpus["busy_pct"])) or "not recorded"
+        head = Text(f"{self.source}: {self.samples:,} {self.event} samples, {self.busy_pct:.1f}% busy "
+                    f"({per_cpu})")
+        table = Table(title="hottest functions (share of busy time)", title_justify="left")
+        for col, justify in (("self", "right"), ("incl.", "right"), ("symbol", "left"), ("dso", "left")):
+            table.add_column(col, justify=justify, overflow="fold")
+        for r in self.top(10).itertuples():
+            table.add_row(f"{r.self_pct:.1f}%", f"{r.inclusive_pct:.1f}%", Text(r.symbol),
+                          Text(r.dso, style="dim"))
+        return Group(head, table)
 
     def __repr__(self) -> str:
         return (f"<Profile {self.source!r} event={self.event} samples={self.samples} "

@@ -37,18 +37,5 @@ def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY
     profile = Profile(recording.table)
     evidence = Evidence(profile, recording.system, recording.counters, recording.meta,
                         recording.table.source, recording.missing)
-    result = analyze_evidence(evidence, rules)
-    if "collectors" not in result.data:  # analysis.py copies them from meta; keep them either way
-        result.data["collectors"] = collectors_view(recording.meta.get("collectors"))
-    return result
+    return analyze_evidence(evidence, rules)  # which copies meta["collectors"] into the report
 
-
-def collectors_view(collectors: dict | None) -> dict:
-    """The report's `collectors`: {name: {status, detail}} from meta.json's fuller entries."""
-    view = {}
-    for name, entry in (collectors or {}).items():
-        if isinstance(entry, dict):
-            status = entry.get("status")
-            view[str(name)] = {"status": status if status in ("ok", "unavailable", "failed") else "failed",
-                               "detail": str(entry.get("detail") or "")}
-    return view

@@ -27,6 +27,17 @@ RANKED = ["netfilter", "packet-tap", "mitigation-spectre-v2", "gro"]
 GAINS = ["+22.0% (17–26)", "+9.8% (7–12)", "+3.4% (1.2–9.8)", "+1.8% (0.6–3.1)"]
 
 
+#: What `advise run` adds (and `advise analyze` of its bundle): one entry per collector.
+COLLECTORS = {
+    "perf": {"status": "ok", "detail": "cpu-clock at 99 Hz on all CPUs with call stacks: 1,188 samples in 6.1 s"},
+    "bcc": {"status": "unavailable", "detail": "no kernel headers for 6.18.44 (/lib/modules/6.18.44/build, "
+            "/usr/src/linux-headers-6.18.44*, /sys/kernel/kheaders.tar.xz all absent): BPF(text=) cannot "
+            "compile"},
+    "libbpf-tools": {"status": "ok", "detail": "syscount, softirqs, hardirqs, runqlat ran for 6 s"},
+    "perf-stat": {"status": "failed", "detail": "perf stat exit status 129: unknown event"},
+}
+
+
 @pytest.fixture
 def result() -> dict:
     return json.loads(FIXTURE.read_text())
@@ -147,6 +158,7 @@ def _reverse_keys(value):
 
 
 def test_json_render_round_trips_in_schema_order(result):
+    result["collectors"] = copy.deepcopy(COLLECTORS)
     text = json_report.render(result)
     assert text.endswith("}\n")
     assert json.loads(text) == result
@@ -464,3 +476,41 @@ def test_scripts_without_recommendations(result, tmp_path):
         path.write_text(text)
         assert _bash_syntax_ok(path).returncode == 0
         assert "echo '==" not in text and "No recommendation" in text
+
+
+# --------------------------------------------------------------------------- collectors (advise run)
+
+
+def test_collectors_are_optional_and_validated(result):
+    json_report.validate(result)  # a result from samples alone has none
+    result["collectors"] = copy.deepcopy(COLLECTORS)
+    json_report.validate(result)
+    result["collectors"]["perf"]["status"] = "maybe"
+    with pytest.raises(ValueError, match=r"^\$\.collectors\.perf\.status: "):
+        json_report.validate(result)
+    del result["collectors"]["perf"]
+    result["collectors"]["bcc"]["extra"] = 1
+    with pytest.raises(ValueError, match=r"^\$\.collectors\.bcc\.extra: key not allowed"):
+        json_report.validate(result)
+
+
+def test_terminal_shows_one_line_per_collector(result):
+    result["collectors"] = copy.deepcopy(COLLECTORS)
+    text = _plain(result)
+    lines = text[text.index("Collectors"):].splitlines()[1:len(COLLECTORS) + 1]
+    assert [line.split(":")[0].strip() for line in lines] == list(COLLECTORS)
+    assert "perf:" in lines[0] and " ok " in lines[0] and "1,188 samples" in lines[0]
+    assert "unavailable" in lines[1] and lines[1].endswith("…")  # too long: cut, never wrapped
+    assert "failed" in lines[3] and "unknown event" in lines[3]
+    assert "Collectors" not in _plain(json.loads(FIXTURE.read_text()))
+
+
+def test_markdown_lists_collectors(result):
+    result["collectors"] = copy.deepcopy(COLLECTORS)
+    text = markdown.render(result)
+    section = text[text.index("## Collectors"):].split("\n## ")[0]
+    items = [line for line in section.splitlines() if line.startswith("- ")]
+    assert items[0] == "- `perf` **ok**: cpu-clock at 99 Hz on all CPUs with call stacks: 1,188 samples in 6.1 s"
+    assert len(items) == len(COLLECTORS)
+    assert "linux-headers-6.18.44\\*" in section  # free text escaped
+    assert "## Collectors" not in markdown.render(json.loads(FIXTURE.read_text()))

@@ -101,21 +101,26 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 @contextmanager
-def no_child_left() -> Iterator[None]:
+def no_child_left() -> Iterator[Callable[[], None]]:
     """On an exception or Ctrl-C, stop every child started inside the block (the others are not ours).
 
-    Repeats for ABORT_SWEEP_S because the counters' thread may still be starting a tool.
+    Yields `sweep()`, which does the same on demand (when the counters' thread overstays). Repeats
+    for ABORT_SWEEP_S because the counters' thread may still be starting a tool.
     """
     before = own_children()
-    try:
-        yield
-    except BaseException:
+
+    def sweep() -> None:
         deadline = time.monotonic() + ABORT_SWEEP_S
         while True:
             stop_groups(own_children() - before, grace_s=0.5)
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
+
+    try:
+        yield sweep
+    except BaseException:
+        sweep()
         raise
 
 
@@ -142,8 +147,11 @@ class LoadCommand:
 
     def start(self) -> None:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         start_new_session=True)
+            try:
+                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                             start_new_session=True)
+            except OSError as exc:
+                raise UsageError(f"--during: {self.argv[0]}: {exc.strerror or exc}") from None
 
     def stop(self) -> None:
         """SIGINT (wrk prints its summary on it), then SIGKILL the group; reap it."""
@@ -365,7 +373,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, pid)
         bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
 
-        with no_child_left():
+        with no_child_left() as sweep:
             counters_job = CountersThread(duration_s, pids, comm)
             if load:
                 load.start()
@@ -383,9 +391,11 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 system["kernel_symbols"] = kallsyms.presence(rules)
                 bar.update(task, description="symbolising (perf script)")
                 source = str(save) if save is not None else f"advise run on {socket.gethostname()}"
-                table = _symbolise(perf_data, source, stage)
+                table = _symbolise(perf_data, source, stage, save)
                 bar.update(task, description="waiting for the counters")
                 counters_job.join()
+                if counters_job.thread.is_alive():
+                    sweep()  # its tools overstayed: they must not outlive us
 
         collectors["perf"] = _perf_status(recorder, table, frequency, pid)
         if counters_job.error:
@@ -418,7 +428,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         return Recording(table, meta, system, counters, missing, save)
 
 
-def _symbolise(perf_data: str, source: str, stage: Path | None) -> StackTable:
+def _symbolise(perf_data: str, source: str, stage: Path | None, save: Path | None) -> StackTable:
     """Parse perf script's output; with a staging directory, also gzip it there as perf.script.gz."""
     if stage is None:
         return perf_mod.symbolise(perf_data, source)
@@ -430,7 +440,7 @@ def _symbolise(perf_data: str, source: str, stage: Path | None) -> StackTable:
             raw.flush()
             os.fsync(raw.fileno())
     except OSError as exc:
-        raise EnvironmentProblem(f"--save {stage.name.split('.tmp-')[0]}: cannot write the bundle: "
+        raise EnvironmentProblem(f"--save {save}: cannot write the bundle: "
                                  f"{exc.strerror or exc}; nothing was saved") from None
     return table
 

@@ -43,6 +43,7 @@ from ..model import Frame, StackKey, StackTable
 CHUNK = 4 << 20  # bytes read at a time
 MAX_LINE = 16 << 20  # a line longer than this is skipped with a warning
 CACHE_BYTES = 32 << 20  # each cache is emptied when its keys pass this many characters
+TAIL_DEPTH = 3  # how many leaf lines a new sample may differ by and still be put together
 
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 _SKIP = ()  # a line of a sample that adds no frame (srcline, malformed)
@@ -66,6 +67,10 @@ _EVENT_NO_TIME = re.compile(
     r"(?:\[(\d{1,6})\][ \t]{1,64})?"
     r"()()([A-Za-z_][^\s:]{0,255}(?::[A-Za-z_]\w{0,63})*):(?=\s|$)"
 )
+_TIME = re.compile(r"\d{1,12}\.\d{1,12}")
+# The usual frame line: indented, ADDR, one space, SYMBOL[+0xOFF], " (DSO)"; no parenthesis
+# and no white space at either end of SYMBOL. Other lines take the general `_parse_frame`.
+_PLAIN_FRAME = re.compile(r"[ \t]+([0-9a-fA-F]+) ([^\s()](?:[^()]*[^\s()])?) \(([^()]*)\)")
 _MODIFIERS = re.compile(r"[ukhIGHpPSDWebRx]+")
 _VMLINUX_TAIL = re.compile(r"vmlinux[A-Za-z0-9_.\-]*")
 _USER_PSEUDO_DSOS = ("[vdso]", "[vsyscall]", "[vvar]", "[heap]", "[stack]", "[uprobes]",
@@ -179,12 +184,20 @@ class _Parser:
         # caches
         self.frame_cache: dict[str, tuple] = {}
         self.block_cache: dict[str, int] = {}
-        self.frame_cache_chars = self.block_cache_chars = 0
+        self.tail_cache: dict[str, tuple] = {}  # frame lines but the first -> their frames
+        self.symbol_cache: dict[tuple, tuple] = {}  # (symbol, dso) -> frames
+        self.symbol_cache_chars = 0
+        self.frame_cache_chars = self.block_cache_chars = self.tail_cache_chars = 0
         self.frame_intern: dict[Frame, Frame] = {}
         self.stack_ids: dict[tuple, int] = {}
         self.stacks: list[tuple] = []
-        # aggregation: (event, comm, pid, tid, cpu, stack id) -> [count, weight]
+        self.head_cache: dict[tuple, tuple] = {}  # event line without its time -> meaning
+        self.head_cache_chars = 0
+        self.head_ids: dict[tuple, int] = {}  # (event, comm, pid, tid, cpu) -> head id
+        self.heads: list[tuple] = []
+        # aggregation: (head id, stack id) -> [count, weight]
         self.agg: dict[tuple, list[int]] = {}
+        self.counted_to = self.counted_line = 0  # see line_of
         self.has_period: dict[str, bool] = {}
         self.event_names: dict[str, str] = {}  # as printed -> without modifiers
         self.dwarf_inline = False  # seen a `(inlined)` frame: stacks need their DSOs filled
@@ -271,70 +284,182 @@ class _Parser:
     def feed_blocks(self, text: str) -> None:
         """Feed text made of whole samples, each followed by a blank line.
 
-        The hot loop: one regex match and one cache lookup per sample. Line numbers are
-        only worked out when a block leaves the fast path.
+        The hot loop: per sample, two cache lookups and no regex. The event line is looked
+        up without its time field (`head_cache`), the frame lines as one string
+        (`block_cache`). A sample that misses either cache, or looks unusual, goes through
+        `general_block`. Line numbers are only worked out when a block leaves the fast path.
         """
+        head_cache_get = self.head_cache.get
         block_cache_get = self.block_cache.get
-        match_event_line = _EVENT_LINE.fullmatch
+        time_ok = _TIME.fullmatch
         agg = self.agg
         agg_get = agg.get
-        event_names = self.event_names
         collect = self.collected is not None
+        find, rfind = text.find, text.rfind
+        size = len(text)
         base_line = self.lineno
-        counted_to, counted_line = 0, base_line  # line number of text[counted_to]
+        self.counted_to, self.counted_line = 0, base_line  # line number of text[counted_to]
         samples = 0
         tmin, tmax = self.time_min, self.time_max
-        offset = 0
-        for block in text.split("\n\n"):
-            start = offset
-            offset += len(block) + 2
-            if not block:
-                continue
-            nl = block.find("\n")
-            m = match_event_line(block, 0, nl) if nl > 0 else None
-            sid = None
-            if m is not None and not self.in_sample and block[0] != "#" and block[-1] != "\n":
-                body = block[nl + 1:]
-                sid = block_cache_get(body)
-                if sid is None:
-                    counted_line += text.count("\n", counted_to, start)
-                    counted_to = start
-                    sid = self.parse_block_body(body, counted_line + 1)
-            if sid is None:
-                counted_line += text.count("\n", counted_to, start)
-                counted_to = start
-                self.time_min, self.time_max = tmin, tmax
-                self.slow_block(block, counted_line)
-                tmin, tmax = self.time_min, self.time_max
-                continue
-            g = m.groups()
-            samples += 1
-            event = event_names.get(g[6])
-            if event is None:
-                event = event_names[g[6]] = event_base(g[6])
-                self.has_period.setdefault(event, g[5] is not None)
-            t = float(g[4])
-            if tmin is None:
-                tmin = tmax = t
-            elif t > tmax:
-                tmax = t
-            elif t < tmin:
-                tmin = t
-            if collect:
-                self.collect_sample(event, g, self.stacks[sid], "")
-                continue
-            key = (event, g[0], g[1], g[2], g[3], sid)
-            row = agg_get(key)
-            weight = int(g[5] or 1) or 1
-            if row is None:
-                agg[key] = [1, weight]
-            else:
-                row[0] += 1
-                row[1] += weight
+        start = 0
+        while True:  # the blocks of text.split("\n\n"), without building that list
+            end = find("\n\n", start)
+            last = end < 0
+            if last:
+                end = size
+            if end > start:
+                nl = find("\n", start, end)
+                head = None
+                if nl > start and text[end - 1] != "\n" and text[start] != "#" \
+                        and not self.in_sample:
+                    colon = find(": ", start, nl)
+                    at = rfind(" ", start, colon) + 1
+                    if at > start:
+                        head = head_cache_get((text[start:at], text[colon:nl]))
+                sid = None
+                if head is not None and time_ok(text, at, colon):
+                    body = text[nl + 1:end]
+                    sid = block_cache_get(body)
+                    if sid is None:
+                        sid = self.new_body(body, text, start)
+                        if sid is None:  # not only frame lines: the line machine decides
+                            self.time_min, self.time_max = tmin, tmax
+                            self.slow_block(text[start:end], self.line_of(text, start))
+                            tmin, tmax = self.time_min, self.time_max
+                else:
+                    self.time_min, self.time_max = tmin, tmax
+                    self.general_block(text, start, end, nl)
+                    tmin, tmax = self.time_min, self.time_max
+                if sid is not None:
+                    samples += 1
+                    t = float(text[at:colon])
+                    if tmin is None:
+                        tmin = tmax = t
+                    elif t > tmax:
+                        tmax = t
+                    elif t < tmin:
+                        tmin = t
+                    if collect:
+                        g = head[3]
+                        g = g[:4] + (text[at:colon],) + g[5:]
+                        self.collect_sample(head[2], g, self.stacks[sid], "")
+                    else:
+                        key = (head[0], sid)
+                        row = agg_get(key)
+                        if row is None:
+                            agg[key] = [1, head[1]]
+                        else:
+                            row[0] += 1
+                            row[1] += head[1]
+            if last:
+                break
+            start = end + 2
         self.samples += samples
         self.content_lines += samples
         self.time_min, self.time_max = tmin, tmax
         self.lineno = base_line + text.count("\n") + 2
+
+    def general_block(self, text: str, start: int, end: int, nl: int) -> None:
+        """One block that missed a cache of the fast path: the regex, then the line machine."""
+        m = None
+        if nl > start:
+            m = _EVENT_LINE.fullmatch(text, start, nl)
+        sid = None
+        if m is not None and not self.in_sample and text[start] != "#" and text[end - 1] != "\n":
+            body = text[nl + 1:end]
+            sid = self.block_cache.get(body)
+            if sid is None:
+                sid = self.new_body(body, text, start)
+        if sid is None:
+            self.slow_block(text[start:end], self.line_of(text, start))
+            return
+        g = m.groups()
+        event = self.event_names.get(g[6])
+        if event is None:
+            event = self.event_names[g[6]] = event_base(g[6])
+            self.has_period.setdefault(event, g[5] is not None)
+        head = self.remember_head(text, start, nl, m, event, g)
+        self.samples += 1
+        self.content_lines += 1
+        t = float(g[4])
+        if self.time_min is None:
+            self.time_min = self.time_max = t
+        elif t > self.time_max:
+            self.time_max = t
+        elif t < self.time_min:
+            self.time_min = t
+        if self.collected is not None:
+            self.collect_sample(event, g, self.stacks[sid], "")
+            return
+        key = (head[0], sid)
+        row = self.agg.get(key)
+        if row is None:
+            self.agg[key] = [1, head[1]]
+        else:
+            row[0] += 1
+            row[1] += head[1]
+
+    def line_of(self, text: str, offset: int) -> int:
+        """Line number of text[offset], counting on from the last offset asked about."""
+        self.counted_line += text.count("\n", self.counted_to, offset)
+        self.counted_to = offset
+        return self.counted_line
+
+    def remember_head(self, text: str, start: int, nl: int, m: re.Match, event: str,
+                      g: tuple) -> tuple:
+        """Cache an event line's meaning under its text without the time field.
+
+        Sound because the time field of a line that matches `_EVENT_LINE` is the same token
+        for every line of that text around it (the one before the last one or two), so any
+        line equal to this one outside that token, with a valid time in it, has the same
+        groups apart from the time. The cache is only filled from real regex matches.
+        """
+        head = (self.head_id(event, g), int(g[5] or 1) or 1, event, g[:4] + (None,) + g[5:])
+        at, colon = m.span(5)
+        if at > start and text[colon:colon + 2] == ": " and text[at - 1] == " " \
+                and text.find(": ", start, colon) < 0:
+            key = (text[start:at], text[colon:nl])
+            self.head_cache_chars += nl - start
+            if self.head_cache_chars > CACHE_BYTES:
+                self.head_cache.clear()
+                self.head_cache_chars = nl - start
+            self.head_cache[key] = head
+        return head
+
+    def head_id(self, event: str, g: tuple) -> int:
+        """Small int standing for (event, comm, pid, tid, cpu) in the aggregation keys."""
+        key = (event, g[0], g[1], g[2], g[3])
+        hid = self.head_ids.get(key)
+        if hid is None:
+            hid = self.head_ids[key] = len(self.heads)
+            self.heads.append(key)
+        return hid
+
+    def new_body(self, body: str, text: str, start: int) -> int | None:
+        """Stack id of frame lines not seen together before; None: they need the slow path.
+
+        Samples taken in the same code path differ mostly near the leaf: a body whose first
+        one to TAIL_DEPTH lines are frame lines and whose other lines were seen before as a
+        clean tail (frame lines only) is put together from the frame and tail caches.
+        """
+        tail_cache_get = self.tail_cache.get
+        cut = -1
+        for _ in range(TAIL_DEPTH):
+            cut = body.find("\n", cut + 1)
+            if cut < 0:
+                break
+            frames = tail_cache_get(body[cut + 1:])
+            if frames is not None:
+                frame_cache_get = self.frame_cache.get
+                for line in reversed(body[:cut].split("\n")):
+                    leaf = frame_cache_get(line) or self.parse_frame_line(line)
+                    if leaf is None:
+                        return self.parse_block_body(body, self.line_of(text, start) + 1)
+                    frames += leaf
+                sid = self.stack_id_of(frames)
+                self.remember_block(body, sid)
+                return sid
+        return self.parse_block_body(body, self.line_of(text, start) + 1)
 
     def parse_block_body(self, body: str, lineno: int) -> int | None:
         """Frame lines of one sample -> stack id, or None if the body needs the slow path."""
@@ -363,10 +488,24 @@ class _Parser:
             parts[i] = frames
         if skipped:
             parts = [p for p in parts if p is not _SKIP]
+        else:
+            self.remember_tails(body, parts)
         sid = self.stack_id(parts)
         if clean:
             self.remember_block(body, sid)
         return sid
+
+    def remember_tails(self, body: str, parts: list[tuple]) -> None:
+        """Cache the frames of `body` without its first 1..TAIL_DEPTH lines (see new_body)."""
+        cut = -1
+        for depth in range(1, min(TAIL_DEPTH, len(parts) - 2) + 1):
+            cut = body.index("\n", cut + 1)
+            tail = body[cut + 1:]
+            self.tail_cache_chars += len(tail)
+            if self.tail_cache_chars > CACHE_BYTES:
+                self.tail_cache.clear()
+                self.tail_cache_chars = len(tail)
+            self.tail_cache[tail] = tuple(chain.from_iterable(reversed(parts[depth:])))
 
     def remember_block(self, body: str, sid: int) -> None:
         self.block_cache_chars += len(body)
@@ -517,7 +656,7 @@ class _Parser:
         if self.collected is not None:
             self.collect_sample(event, g, self.stacks[sid], payload)
             return
-        key = (event, g[0], g[1], g[2], g[3], sid)
+        key = (self.head_id(event, g), sid)
         weight = int(g[5] or 1) or 1
         row = self.agg.get(key)
         if row is None:
@@ -534,20 +673,44 @@ class _Parser:
 
     # ------------------------------------------------------------------ frames
     def parse_frame_line(self, line: str) -> tuple | None:
-        """`ADDR SYMBOL[+0xOFF] (DSO)` -> tuple of Frames (several for `A->B` chains)."""
-        frames = _parse_frame(line, self.keep_addrs)
-        if frames is None:
-            return None
-        if frames[0].kind == "inlined":
-            self.dwarf_inline = True
-        intern = self.frame_intern
-        frames = tuple(intern.setdefault(f, f) for f in frames)
+        """`ADDR SYMBOL[+0xOFF] (DSO)` -> tuple of Frames (several for `A->B` chains).
+
+        Most lines are indented `ADDR SYMBOL+0xOFF (DSO)` with no parenthesis in SYMBOL or
+        DSO: for those `_parse_frame` comes down to the regex `_PLAIN_FRAME`, and the
+        frames depend only on the symbol without its offset and the DSO, which are cached.
+        """
+        m = _PLAIN_FRAME.fullmatch(line)
+        if m is not None and not (self.keep_addrs and m[2].startswith("[unknown]")):
+            symbol, dso = m.group(2, 3)
+            off = symbol.rfind("+0x")
+            if off >= 0 and len(symbol) > off + 3 and _HEXDIGITS.issuperset(symbol[off + 3:]):
+                symbol = symbol[:off]
+            frames = self.symbol_cache.get((symbol, dso))
+            if frames is None:
+                frames = self.intern(_frames_of(symbol, dso, False))
+                self.symbol_cache_chars += len(symbol) + len(dso)
+                if self.symbol_cache_chars > CACHE_BYTES:
+                    self.symbol_cache.clear()
+                    self.symbol_cache_chars = len(symbol) + len(dso)
+                self.symbol_cache[symbol, dso] = frames
+        else:
+            frames = _parse_frame(line, self.keep_addrs)
+            if frames is None:
+                return None
+            frames = self.intern(frames)
         self.frame_cache_chars += len(line)
         if self.frame_cache_chars > CACHE_BYTES:
             self.frame_cache.clear()
             self.frame_cache_chars = len(line)
         self.frame_cache[line] = frames
         return frames
+
+    def intern(self, frames: tuple) -> tuple:
+        """One Frame object per distinct frame (memory); notes DWARF inline frames."""
+        if frames[0].kind == "inlined":
+            self.dwarf_inline = True
+        intern = self.frame_intern
+        return tuple(intern.setdefault(f, f) for f in frames)
 
     def with_srcline(self, frames: tuple, line: str) -> tuple:
         text = re.sub(r"\[.*?\]", "", line).strip()
@@ -563,6 +726,10 @@ class _Parser:
             frames = parts[0]
         else:
             frames = tuple(chain.from_iterable(reversed(parts)))
+        return self.stack_id_of(frames)
+
+    def stack_id_of(self, frames: tuple) -> int:
+        """Root-first frames -> stack id."""
         if self.dwarf_inline and any(f.kind == "inlined" and not f.dso for f in frames):
             frames = self.fill_inlined_dsos(frames)
         sid = self.stack_ids.get(frames)
@@ -600,7 +767,9 @@ class _Parser:
         stacks = self.stacks
         for event, has in self.has_period.items():
             table.has_period.setdefault(event, has)
-        for (event, comm, pid, tid, cpu, sid), (count, weight) in self.agg.items():
+        heads = self.heads
+        for (hid, sid), (count, weight) in self.agg.items():
+            event, comm, pid, tid, cpu = heads[hid]
             key = StackKey(event, comm, int(pid) if pid else -1, int(tid),
                            int(cpu) if cpu else -1, stacks[sid])
             table.add(key, count, weight)
@@ -639,9 +808,14 @@ def _parse_frame(line: str, keep_addrs: bool) -> tuple | None:
     off = symbol.rfind("+0x")
     if off >= 0 and len(symbol) > off + 3 and _HEXDIGITS.issuperset(symbol[off + 3:]):
         symbol = symbol[:off]
+    return _frames_of(symbol, dso, deleted, addr if keep_addrs else None)
+
+
+def _frames_of(symbol: str, dso: str, deleted: bool, addr: str | None = None) -> tuple:
+    """Frames of one frame line, its offset stripped (addr: keep it in `[unknown]`)."""
     if dso == "inlined":
         return (Frame(symbol, "", "inlined", deleted),)
-    if keep_addrs and symbol == "[unknown]":
+    if addr is not None and symbol == "[unknown]":
         symbol = f"[unknown <{addr}>]"
     kind = classify(symbol, dso)
     if kind == "jit" and "->" in symbol:  # perf-map-agent unfolded inline chain (C8)

@@ -1,0 +1,65 @@
+"""`advise diff BEFORE AFTER`: compare two recordings; `--fail-on-gain PCT` gates CI on a regression.
+
+Exit 1 when a recommendation appears in AFTER, or grows there, and reaches PCT.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+FORMATS = ("terminal", "json", "markdown")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("diff", help="compare two recordings (before/after a change)")
+    p.add_argument("before", help="bundle directory or samples file recorded before the change")
+    p.add_argument("after", help="bundle directory or samples file recorded after it")
+    p.add_argument("--comm", help="only samples of this command name (glob), on both sides")
+    p.add_argument("--pid", type=int, help="only samples of this process id, on both sides")
+    p.add_argument("--event", help="which event of multi-event recordings")
+    p.add_argument("--format", choices=FORMATS, default="terminal")
+    p.add_argument("--output", "-o", type=Path, help="write the comparison here (atomically)")
+    p.add_argument("--top", type=int, default=15, metavar="N", help="how many top movers to list (default 15)")
+    p.add_argument("--fail-on-gain", type=float, metavar="PCT",
+                   help="exit 1 when a recommendation appears or grows in AFTER and reaches PCT (CI gate)")
+    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
+    p.set_defaults(func=cmd_diff)
+
+
+def cmd_diff(args) -> int:
+    from .cli import EXIT_GATE, write_atomically
+    from .diff import diff
+
+    if args.top < 1:
+        from .errors import UsageError
+
+        raise UsageError("advise diff: --top must be at least 1")
+    result = diff(args.before, args.after, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
+    if args.format == "json":
+        text = result.to_json(args.top)
+    elif args.format == "markdown":
+        text = result.to_markdown(args.top)
+    else:
+        from rich.console import Console
+
+        if args.output is None:
+            Console().print(result)
+            text = None
+        else:
+            console = Console(record=True, width=110, file=open(os.devnull, "w"))
+            console.print(result)
+            text = console.export_text()
+    if text is not None:
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomically(args.output, text)
+    if args.fail_on_gain is not None:
+        worse = result.regressions(args.fail_on_gain)
+        if worse:
+            names = ", ".join(f"{r['rule']} {r['status']} +{r['gain_after']:.1f}%" for r in worse)
+            print(f"advise: gate tripped: {names} reach {args.fail_on_gain:g}% in {args.after}", file=sys.stderr)
+            return EXIT_GATE
+    return 0

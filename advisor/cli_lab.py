@@ -1,0 +1,75 @@
+"""`advise lab`: inject each pathology in a network-namespace testbed, estimate, then measure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+COLUMNS = ("scenario", "expected rule", "rule ranked first", "estimated gain (range)",
+           "measured gain (spread)", "verdict")
+#: Lab analyses count only the server's and wrk's samples (see advisor.lab.verify.LAB_COMMS).
+
+
+def register(sub) -> None:
+    from .lab.pathologies import PATHOLOGIES
+
+    p = sub.add_parser("lab", help="testbed: inject each pathology, compare estimated and measured gain")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help=f"default: all of {', '.join(PATHOLOGIES)}")
+    p.add_argument("--pairs", type=int, default=15, help="A/B pairs measured per scenario (default 15)")
+    p.add_argument("--round-seconds", type=int, default=2, help="wrk seconds per arm (default 2)")
+    p.add_argument("--collect-seconds", type=float, default=5.0, help="advise run window (default 5)")
+    p.add_argument("--frequency", type=int, help="perf sampling frequency (default: advise run's)")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--record", type=Path, metavar="DIR", help="save each scenario's bundle in DIR/<scenario>")
+    p.add_argument("--allow-global", action="store_true",
+                   help="allow scenarios that change settings global to the machine (restored afterwards)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario")
+    p.set_defaults(func=cmd_lab)
+
+
+def _row(res) -> tuple[str, ...]:
+    if res.estimated_gain_pct is None:
+        est = "-"
+    else:
+        est = f"{res.estimated_gain_pct:+.1f}% ({res.gain_low_pct:.1f}..{res.gain_high_pct:.1f})"
+    meas = "-" if res.measured_gain_pct is None else f"{res.measured_gain_pct:+.1f}% (±{res.measured_spread_pct:.1f})"
+    return (res.scenario, res.expected_rule or "(none)", res.top_rule or "(none)", est, meas, res.verdict)
+
+
+def cmd_lab(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .lab.pathologies import PATHOLOGIES
+    from .lab.verify import LabSettings, run_lab
+
+    names = args.scenarios or list(PATHOLOGIES)
+    unknown = [n for n in names if n not in PATHOLOGIES]
+    if unknown:
+        raise UsageError(f"unknown scenario {unknown[0]!r}: choose from {', '.join(PATHOLOGIES)}")
+    if args.pairs < 1 or args.round_seconds < 1 or args.collect_seconds <= 0:
+        raise UsageError("--pairs, --round-seconds and --collect-seconds must be positive")
+    settings = LabSettings(pairs=args.pairs, round_seconds=args.round_seconds, collect_seconds=args.collect_seconds,
+                           frequency=args.frequency, connections=args.connections, threads=args.threads,
+                           record=args.record, allow_global=args.allow_global)
+    err = Console(stderr=True)
+
+    def progress(res):
+        err.print(f"lab: {res.scenario}: {res.verdict} ({res.detail})")
+
+    results = run_lab(names, settings, on_result=progress)
+    if args.json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    else:
+        table = Table(title=f"advise lab: {settings.pairs} A/B pairs of {settings.round_seconds} s per scenario")
+        for col in COLUMNS:
+            table.add_column(col, overflow="fold")
+        for res in results:
+            table.add_row(*_row(res))
+        Console().print(table)
+    return 0

@@ -1,0 +1,162 @@
+"""advisor.collect.perf: perf record for a window, stopped cleanly on every path, symbolised as it streams.
+
+Real perf on this machine (root). A small C program with a known hot function is the busy process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import subprocess
+import time
+
+import pytest
+
+from advisor.collect import perf as perf_mod
+from advisor.collect.perf import PerfRecord, permission_problem, record_argv, symbolise
+from advisor.errors import EnvironmentProblem
+from advisor.parse import perf_script
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="perf -a / -p of any process needs root")
+
+BURNER_C = r"""
+#include <stdlib.h>
+#include <time.h>
+static volatile unsigned long sink;
+__attribute__((noinline)) void burn_cycles(unsigned long n) {
+    for (unsigned long i = 0; i < n; i++) sink += i * i;
+}
+int main(int argc, char **argv) {
+    double limit = argc > 1 ? atof(argv[1]) : 10;   /* exits by itself: never outlives a test */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        burn_cycles(1000000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < limit);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def burner_exe(tmp_path_factory) -> str:
+    """A binary named `burner` that spends its time in burn_cycles (frame pointers kept)."""
+    directory = tmp_path_factory.mktemp("burner")
+    source, exe = directory / "burner.c", directory / "burner"
+    source.write_text(BURNER_C)
+    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", str(exe), str(source)],
+                   check=True, timeout=60)
+    return str(exe)
+
+
+@pytest.fixture
+def burner(burner_exe):
+    """A running burner (for at most 20 s); killed after the test."""
+    proc = subprocess.Popen([burner_exe, "20"], stdin=subprocess.DEVNULL)
+    yield proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_permission_problem_names_the_cause():
+    """This machine runs the tests as privileged root, so the other cases are given as values."""
+    full = 1 << perf_mod.CAP_SYS_ADMIN
+    assert permission_problem(0, full, 2) is None
+    assert permission_problem(0, 1 << perf_mod.CAP_PERFMON, 3) is None
+    assert permission_problem(0, 0, -1) is None  # a container root may sample when paranoid allows it
+    assert "must run as root" in permission_problem(1000, 0, -1)
+    assert "perf_event_paranoid is 2" in permission_problem(0, 0, 2)
+    assert "no perf events" in permission_problem(0, full, None)
+    if os.geteuid() == 0:
+        assert perf_mod.check_environment().endswith("/perf")
+
+
+def test_record_argv_is_system_wide_unless_a_pid_is_given():
+    argv = record_argv("/usr/bin/perf", "/tmp/x/perf.data", 2.5, 99)
+    assert argv == ["/usr/bin/perf", "record", "-e", "cpu-clock", "-F", "99", "-g", "-a",
+                    "-o", "/tmp/x/perf.data", "--", "sleep", "2.5"]
+    assert record_argv("perf", "o", 3, 49, pid=42)[7:9] == ["-p", "42"]
+
+
+@root_only
+def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 2, 199, pid=burner.pid)
+    with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
+        recorder.wait(30)
+    recorder.check()
+    assert not recorder.stopped_by_us and 1.8 < recorder.elapsed_s < 15
+    copy = io.BytesIO()
+    table = symbolise(str(tmp_path / "perf.data"), "burner", copy_to=copy)
+    assert set(table.events) == {"cpu-clock"}
+    weights: dict[str, int] = {}
+    for key, (count, _) in table.rows.items():
+        assert key.pid == burner.pid and key.comm == "burner"
+        if key.frames:
+            weights[key.frames[-1].symbol] = weights.get(key.frames[-1].symbol, 0) + count
+    total = sum(weights.values())
+    assert total > 100  # 2 s at 199 Hz of a process that never sleeps
+    hottest = max(weights, key=weights.get)
+    assert hottest == "burn_cycles" and weights[hottest] > 0.8 * total
+    stacks = [[f.symbol for f in key.frames] for key in table.rows]
+    assert any(s[-2:] == ["main", "burn_cycles"] for s in stacks)  # call stacks, root first
+    # the copy is perf script's text, byte for byte what the parser read
+    again = perf_script.read(io.BytesIO(copy.getvalue()), "copy")
+    assert again.rows == table.rows
+
+
+@root_only
+def test_timeout_stops_perf_with_sigint_and_leaves_a_valid_file(tmp_path):
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 60, 99)
+    start = time.monotonic()
+    with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
+        recorder.wait(1.5)  # far shorter than perf's own 60 s: the timeout path
+    assert time.monotonic() - start < 10
+    assert recorder.stopped_by_us and group_gone(recorder.proc.pid)
+    recorder.check()  # stopped by us with SIGINT: not a failure
+    table = symbolise(str(tmp_path / "perf.data"), "t")
+    assert sum(n for n, _ in table.events.values()) > 0  # perf wrote a complete, readable file
+
+
+@root_only
+def test_an_exception_inside_the_block_stops_perf(tmp_path):
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 60, 99)
+    with pytest.raises(RuntimeError):
+        with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
+            time.sleep(0.5)
+            raise RuntimeError("boom")
+    assert recorder.proc.poll() is not None and group_gone(recorder.proc.pid)
+
+
+@root_only
+def test_a_perf_failure_is_one_line_with_perfs_message(tmp_path):
+    missing_pid = 4_000_000  # above pid_max: no such process
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 5, 99, pid=missing_pid)
+    with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
+        recorder.wait(15)
+    with pytest.raises(EnvironmentProblem) as info:
+        recorder.check()
+    message = str(info.value)
+    assert message.startswith("perf record failed (exit status") and "\n" not in message
+    assert len(message) < 300
+
+
+@root_only
+def test_symbolise_streams_into_a_gzip_copy(burner, tmp_path):
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 1, 99, pid=burner.pid)
+    with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
+        recorder.wait(20)
+    with gzip.open(tmp_path / "perf.script.gz", "wb") as gz:
+        table = symbolise(str(tmp_path / "perf.data"), "x", copy_to=gz)
+    from advisor.parse.detect import read_samples
+
+    assert read_samples(tmp_path / "perf.script.gz").rows == table.rows

@@ -1,0 +1,192 @@
+"""`advise run` for real on this machine (root): perf, the BPF tools, the probes, a netns testbed.
+
+Each run is 2-4 s. What is checked: the hot function of a busy process is found; Ctrl-C stops
+every collector and removes the temporary files; missing perf and a full disk are one line;
+the saved bundle analyses to the same recommendations; and on nginx behind a long iptables
+ruleset, under wrk, `netfilter` comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from advisor.lab.pathologies import Netfilter
+from advisor.lab.testbed import Testbed
+from advisor.run import run
+from tests.test_collect_perf import burner, burner_exe  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="perf -a, BPF and namespaces need root")]
+
+REPO = Path(__file__).resolve().parents[1]
+ADVISE = [sys.executable, "-m", "advisor.cli"]
+COLLECTOR_TOOLS = ("perf", "syscount", "softirqs", "hardirqs", "runqlat", "bpftrace", "sleep", "wrk")
+
+
+def advise(*args: str, env: dict | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([*ADVISE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """{pid: command line} of every process below `pid`."""
+    found, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as handle:
+                    kids = [int(k) for k in handle.read().split()]
+            except OSError:
+                continue
+            for kid in kids:
+                found[kid] = cmdline(kid) or ""
+                todo.append(kid)
+    return found
+
+
+def cmdline(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
+    """--pid: perf samples only that process; a load that outlives the window is stopped."""
+    result = run(duration=2, frequency=199, pid=burner.pid, during="sleep 30", save=tmp_path / "b",
+                 progress=False)
+    top = result.profile.top(3)
+    assert top.iloc[0]["symbol"] == "burn_cycles" and top.iloc[0]["self_pct"] > 80
+    data = result.data
+    assert data["collectors"]["perf"]["status"] == "ok"
+    assert f"on process {burner.pid}" in data["collectors"]["perf"]["detail"]
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    assert meta["target"]["pid"] == burner.pid and "-p" in meta["perf"]["record_args"]
+    assert meta["load"]["command"] == ["sleep", "30"] and meta["load"]["stopped_at_window_end"]
+    assert not any("sleep 30" in cmd for cmd in descendants(os.getpid()).values())
+    system = json.loads((tmp_path / "b" / "system.json").read_text())
+    assert [p["pid"] for p in system["processes"]] == [burner.pid]
+    assert isinstance(system["kernel_symbols"]["netfilter"], bool)
+
+
+def test_ctrl_c_stops_every_collector_and_exits_130_with_one_line(tmp_path):
+    save = tmp_path / "never"
+    proc = subprocess.Popen([*ADVISE, "run", "--duration", "10", "--save", str(save)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, children = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:  # wait until perf and the BPF tools run
+            children = descendants(proc.pid)
+            names = {os.path.basename(cmd.split()[0]) for cmd in children.values() if cmd}
+            if {"perf", "syscount", "bpftrace"} <= names:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        children = descendants(proc.pid)
+        perf_cmd = next(cmd for cmd in children.values() if " record " in cmd)
+        workdir = Path(perf_cmd.split(" -o ")[1].split()[0]).parent
+        assert workdir.is_dir()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert err == "advise: interrupted\n" and out == ""
+    left = {pid: cmd for pid, cmd in children.items() if alive(pid)}
+    assert left == {}, f"left behind: {left}"
+    assert not workdir.exists()
+    assert list(tmp_path.iterdir()) == []  # neither the bundle nor its staging directory
+
+
+def test_perf_missing_is_exit_3_and_one_line(tmp_path):
+    done = advise("run", "--duration", "2", env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1 and "perf is not installed" in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_full_disk_leaves_no_half_bundle(tmp_path):
+    """A 8 KiB tmpfs: perf.script.gz cannot fit."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], check=True, timeout=10)
+    try:
+        done = advise("run", "--duration", "2", "--save", str(mount / "bundle"), "--format", "json")
+        leftovers = os.listdir(mount)
+    finally:
+        subprocess.run(["umount", str(mount)], check=True, timeout=10)
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr == (f"advise: --save {mount / 'bundle'}: cannot write the bundle: "
+                           "No space left on device; nothing was saved\n")
+    assert leftovers == []
+
+
+def test_save_refuses_a_directory_that_is_not_empty_before_collecting(tmp_path):
+    (tmp_path / "file").write_text("x")
+    start = time.monotonic()
+    done = advise("run", "--duration", "30", "--save", str(tmp_path))
+    assert done.returncode == 2 and "already exists and is not an empty directory" in done.stderr
+    assert time.monotonic() - start < 10  # refused before the 30 s window
+
+
+def test_netfilter_ranks_first_and_the_saved_bundle_analyses_the_same(tmp_path):
+    """nginx in a namespace behind 300+300 iptables rules and conntrack, wrk from the other one."""
+    bundle = tmp_path / "bundle"
+    with Testbed(prefix="advrun") as tb:
+        pathology = Netfilter()
+        reason = pathology.unavailable(tb)
+        if reason:
+            pytest.skip(reason)
+        pathology.inject(tb)
+        wrk = " ".join(["ip", "netns", "exec", tb.client_ns, *tb.wrk_argv(4, 32, 1)])
+        done = advise("run", "--duration", "4", "--netns", tb.server_ns, "--during", wrk,
+                      "--save", str(bundle), "--format", "json")
+        nginx = tb.server_pids()
+    assert done.returncode == 0, done.stderr
+    live = json.loads(done.stdout)  # stdout holds the JSON report only
+    assert live["recommendations"][0]["rule"] == "netfilter"
+    assert live["load"]["tool"] == "wrk" and live["load"]["requests_per_sec"] > 0
+    assert live["collectors"]["perf"]["status"] == "ok"
+    assert live["collectors"]["probes"]["detail"].endswith(f"read in netns {tb.server_ns}")
+    assert live["collectors"]["load"]["status"] == "ok"
+
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert meta["target"]["netns"] == tb.server_ns and sorted(meta["target"]["pids"]) == sorted(nginx)
+    assert meta["perf"]["record_args"][:2] == ["perf", "record"] and "-a" in meta["perf"]["record_args"]
+    assert "Requests/sec" in meta["load"]["output"]
+    assert sorted(os.listdir(bundle)) == ["counters.json", "meta.json", "perf.script.gz", "system.json"]
+    system = json.loads((bundle / "system.json").read_text())
+    assert system["netfilter"]["iptables_rules"] >= 600 and system["netns"] == tb.server_ns
+
+    replay = advise("analyze", str(bundle), "--format", "json")
+    assert replay.returncode == 0, replay.stderr
+    saved = json.loads(replay.stdout)
+    assert [r["rule"] for r in saved["recommendations"]] == [r["rule"] for r in live["recommendations"]]
+    for a, b in zip(live["recommendations"], saved["recommendations"]):
+        assert abs(a["estimated_gain_pct"] - b["estimated_gain_pct"]) <= 0.01
+    assert saved["not_evaluated"] == live["not_evaluated"]
+    assert saved["collectors"] == live["collectors"] and saved["load"] == live["load"]
