@@ -23,15 +23,16 @@ from .analysis import Result, analyze, analyze_evidence, load  # noqa: E402
 
 
 
+# Imported before the functions below shadow their names: importing a submodule sets the package
+# attribute of its name, so a lazy import would replace `advisor.run` (the function) with the module.
+from . import run as _run_module  # noqa: E402
+
+
 def run(*args, **kwargs):
-    """Collect on this box and analyse (see advisor.run.run)."""
-    from .run import run as _run
-
-    return _run(*args, **kwargs)
+    """Collect on this box for one window and analyse it (see advisor.run.run); needs root."""
+    return _run_module.run(*args, **kwargs)
 
 
-# Imported here, then shadowed by the function below: importing a submodule sets the package
-# attribute of its name, so a lazy import would replace `advisor.diff` (the function) with the module.
 from . import diff as _diff_module  # noqa: E402
 
 

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                    help=f"seconds of collection (default {DEFAULT_DURATION_S:g})")
     p.add_argument("--frequency", type=int, default=DEFAULT_FREQUENCY, metavar="HZ",
                    help=f"perf sampling frequency per CPU (default {DEFAULT_FREQUENCY}: "
-                        "under 1%% throughput overhead, see bench/bench_overhead.py)")
+                        "about 0.5%% of throughput, measured by bench/bench_overhead.py)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--comm", help="target processes by command name (their state and syscalls "
                         "are read; perf still samples every CPU)")
@@ -48,9 +48,9 @@ def register(subparsers) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if not 0 < args.duration <= MAX_DURATION_S:
-        raise UsageError(f"advise run: --duration {args.duration:g}: give 0 < S <= {MAX_DURATION_S:g}")
+        raise UsageError(f"--duration {args.duration:g}: give 0 < S <= {MAX_DURATION_S:g}")
     if not 0 < args.frequency <= MAX_FREQUENCY:
-        raise UsageError(f"advise run: --frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
+        raise UsageError(f"--frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
     result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,
                  netns=args.netns, during=args.during, save=args.save, progress=True,
                  rules_dir=args.rules)

@@ -4,6 +4,10 @@ bcc compiles C at run time against the running kernel's headers; many servers (t
 have BTF but no headers, where only the prebuilt CO-RE tools (libbpf-tools) and bpftrace work. Both
 paths give the same counters.json fields; the status says which one ran and why the other did not.
 
+All of this is opt-in (`advise run --bpf`): every probe runs on a hot path of the server (each
+syscall, each softirq), which on a loaded nginx costs far more throughput than the perf sampling
+(bench/bench_overhead.py). Whatever /proc already counts is not traced at all (procfs.py).
+
 `plan()` prepares the jobs (compiling and attaching the bcc program if it can, so a compile failure
 is known before the window starts); the caller runs them together with perf stat, then
 `assemble()` turns their results into counters.json fields and collector statuses.
@@ -82,8 +86,6 @@ struct softirq_key { u32 cpu; u32 vec; };
 
 BPF_HASH(syscalls_by_nr, u32, u64, 1024);      // the target's syscalls (all, without a target)
 BPF_HASH(syscalls_by_tgid, u32, u64, 10240);   // every process
-BPF_ARRAY(migrations, u64, 1);
-BPF_HASH(hardirqs_by_irq, u32, u64, 1024);
 BPF_PERCPU_ARRAY(softirq_start, u64, 1);
 BPF_HASH(softirq_ns, struct softirq_key, u64, 1024);
 BPF_HASH(softirq_count, struct softirq_key, u64, 1024);
@@ -91,7 +93,10 @@ BPF_HASH(softirq_count, struct softirq_key, u64, 1024);
 static inline bool is_target(u32 tgid) {
     TARGET_FILTER
 }
+"""
 
+# Only the probes of what was asked for are attached: each one runs on a hot path.
+BCC_SYSCALL_PROBES = r"""
 TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     syscalls_by_tgid.increment(tgid);
@@ -101,18 +106,9 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
     syscalls_by_nr.increment(nr);
     return 0;
 }
+"""
 
-TRACEPOINT_PROBE(sched, sched_migrate_task) {
-    migrations.increment(0);
-    return 0;
-}
-
-TRACEPOINT_PROBE(irq, irq_handler_entry) {
-    u32 irq = args->irq;
-    hardirqs_by_irq.increment(irq);
-    return 0;
-}
-
+BCC_SOFTIRQ_PROBES = r"""
 TRACEPOINT_PROBE(irq, softirq_entry) {
     u32 zero = 0;
     u64 now = bpf_ktime_get_ns();
@@ -152,39 +148,31 @@ def target_filter(pids: list[int] | None, comm: str | None) -> str:
     return "return true;"
 
 
-def bcc_program(pids: list[int] | None, comm: str | None) -> str:
-    return BCC_PROGRAM.replace("TARGET_FILTER", target_filter(pids, comm))
-
-
-def irq_names(path: str = "/proc/interrupts") -> dict[int, str]:
-    """IRQ number -> the handler name /proc/interrupts shows last on its line."""
-    names = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                number, _, rest = line.strip().partition(":")
-                if number.isdigit() and rest.split():
-                    names[int(number)] = rest.split()[-1]
-    except OSError:
-        pass
-    return names
+def bcc_program(pids: list[int] | None, comm: str | None,
+                selection: frozenset[str] = frozenset({"syscalls", "softirq-time"})) -> str:
+    text = BCC_PROGRAM.replace("TARGET_FILTER", target_filter(pids, comm))
+    if "syscalls" in selection:
+        text += BCC_SYSCALL_PROBES
+    if "softirq-time" in selection:
+        text += BCC_SOFTIRQ_PROBES
+    return text
 
 
 class BccCounters:
     """The compiled program, attached from construction; `collect()` zeroes, waits and reads."""
 
-    def __init__(self, pids: list[int] | None, comm: str | None, ncpu: int):
+    def __init__(self, pids: list[int] | None, comm: str | None, ncpu: int, selection: frozenset[str]):
         self.bcc = import_bcc()
         self.ncpu = ncpu
-        self.bpf = self.bcc.BPF(text=bcc_program(pids, comm))
+        self.selection = selection
+        self.bpf = self.bcc.BPF(text=bcc_program(pids, comm, selection))
 
     def close(self) -> None:
         self.bpf.cleanup()
 
     def collect(self, seconds: int) -> dict:
         try:
-            for name in ("syscalls_by_nr", "syscalls_by_tgid", "migrations", "hardirqs_by_irq",
-                         "softirq_ns", "softirq_count"):
+            for name in ("syscalls_by_nr", "syscalls_by_tgid", "softirq_ns", "softirq_count"):
                 self.bpf[name].clear()
             start = time.monotonic()
             time.sleep(seconds)
@@ -201,11 +189,6 @@ class BccCounters:
             by_name[name] = by_name.get(name, 0) + count.value
         by_tgid = sorted(((k.value, v.value) for k, v in self.bpf["syscalls_by_tgid"].items()),
                          key=lambda kv: -kv[1])[:20]
-        names = irq_names()
-        hard: dict[str, int] = {}
-        for irq, count in self.bpf["hardirqs_by_irq"].items():
-            label = names.get(irq.value, str(irq.value))
-            hard[label] = hard.get(label, 0) + count.value
         softirqs: dict[str, dict] = {}
         counts = {(k.cpu, k.vec): v.value for k, v in self.bpf["softirq_count"].items()}
         for key, nsecs in self.bpf["softirq_ns"].items():
@@ -215,9 +198,9 @@ class BccCounters:
                                         {"per_cpu_usecs": [0] * self.ncpu, "per_cpu_counts": [0] * self.ncpu})
             entry["per_cpu_usecs"][key.cpu] += nsecs.value // 1000
             entry["per_cpu_counts"][key.cpu] += counts.get((key.cpu, key.vec), 0)
-        return {"elapsed": elapsed, "by_name": by_name,
+        return {"elapsed": elapsed, "probes": sorted(self.selection), "by_name": by_name,
                 "by_process": [{"pid": pid, "comm": _comm(pid), "count": n} for pid, n in by_tgid],
-                "migrations": self.bpf["migrations"][0].value, "hardirqs": hard, "softirqs": softirqs}
+                "softirqs": softirqs}
 
 
 def _comm(pid: int) -> str:
@@ -230,38 +213,52 @@ def _comm(pid: int) -> str:
 
 # ---------------------------------------------------------------- planning and assembling
 
-def plan(seconds: int, pids: list[int] | None, comm: str | None, children: Children,
-         ncpu: int) -> tuple[dict[str, Callable[[], object]], dict]:
-    """The jobs to run for the window and the status of the bcc path.
+# What `--bpf` may run; each costs throughput while it runs (bench/bench_overhead.py).
+#   syscalls      every syscall of the target by name (bcc program or one syscount per target process)
+#   softirq-time  time in each softirq vector per CPU (bcc program or bpftrace on softirq_entry/exit)
+#   tracepoints   perf stat counts: system-wide migrations, NAPI polls, packets received, lock contention
+#   runqlat       run-queue latency histogram (sched_wakeup/sched_switch): p50/p99
+# Everything else the BPF tools used to count comes from /proc at no cost (procfs.py): softirq
+# counts per CPU, hard interrupts by name, context switches, the target's migrations.
+CHOICES = ("syscalls", "softirq-time", "tracepoints", "runqlat")
+DEFAULT_SELECTION = frozenset({"syscalls", "softirq-time", "tracepoints"})
 
-    With bcc: its program and runqlat (a histogram the program does not build). Without: the
-    CO-RE tools, one syscount per target process (capped), and bpftrace for per-CPU softirq time.
+
+def plan(seconds: int, pids: list[int] | None, comm: str | None, children: Children,
+         ncpu: int, selection: frozenset[str] = DEFAULT_SELECTION) -> tuple[dict[str, Callable[[], object]], dict]:
+    """The BPF jobs to run for the window and the status of the bcc path.
+
+    With bcc: one program for syscalls and softirq time. Without: the CO-RE syscount (one per
+    target process, capped) and bpftrace for per-CPU softirq time. runqlat either way when asked.
     """
     status: dict = {}
+    jobs: dict[str, Callable[[], object]] = {}
+    if "runqlat" in selection:
+        jobs["runqlat"] = lambda: core_tools.run_runqlat(children, seconds)
+    in_program = selection & {"syscalls", "softirq-time"}
+    if not in_program:
+        return jobs, status
     can, why = bcc_can_compile()
     if can:
         try:
-            counters = BccCounters(pids, comm, ncpu)
+            counters = BccCounters(pids, comm, ncpu, in_program)
         except Exception as exc:  # bcc raises a bare Exception("Failed to compile BPF module ...")
             status["bcc"] = {"status": "failed", "detail": f"{why}, but: {exc}"}
         else:
             status["bcc"] = {"status": "ok", "detail": why}
-            return {"bcc": lambda: counters.collect(seconds),
-                    "runqlat": lambda: core_tools.run_runqlat(children, seconds)}, status
+            jobs["bcc"] = lambda: counters.collect(seconds)
+            return jobs, status
     else:
         status["bcc"] = {"status": "unavailable", "detail": why}
-    jobs: dict[str, Callable[[], object]] = {}
-    targets = list(pids or [])
-    if targets:
-        for pid in targets[:core_tools.MAX_TARGET_PIDS]:
-            jobs[f"syscount -p {pid}"] = (lambda p=pid: core_tools.run_syscount(children, seconds, p))
-    else:
-        jobs["syscount"] = lambda: core_tools.run_syscount(children, seconds)
-    jobs["syscount -P"] = lambda: core_tools.run_syscount_processes(children, seconds)
-    jobs["softirqs"] = lambda: core_tools.run_softirqs(children, seconds)
-    jobs["hardirqs"] = lambda: core_tools.run_hardirqs(children, seconds)
-    jobs["runqlat"] = lambda: core_tools.run_runqlat(children, seconds)
-    jobs["bpftrace"] = lambda: core_tools.run_bpftrace_softirqs(children, seconds, ncpu)
+    if "syscalls" in selection:
+        targets = list(pids or [])
+        if targets:
+            for pid in targets[:core_tools.MAX_TARGET_PIDS]:
+                jobs[f"syscount -p {pid}"] = (lambda p=pid: core_tools.run_syscount(children, seconds, p))
+        else:
+            jobs["syscount"] = lambda: core_tools.run_syscount(children, seconds)
+    if "softirq-time" in selection:
+        jobs["bpftrace"] = lambda: core_tools.run_bpftrace_softirqs(children, seconds, ncpu)
     return jobs, status
 
 
@@ -294,17 +291,15 @@ def assemble(results: dict[str, tuple[str, object, float]], seconds: int, pids: 
         else:
             status["bcc"]["detail"] += f"; ran for {value['elapsed']:.1f} s"
             elapsed = value["elapsed"]
-            total = sum(value["by_name"].values())
-            fields["syscalls"] = {"per_sec": round(total / elapsed, 1), "by_name": value["by_name"],
-                                  "by_process": value["by_process"], "scope": scope,
-                                  "source": "bcc BPF(text=): raw_syscalls:sys_enter"}
-            fields["sched"] = {"migrations_per_sec": round(value["migrations"] / elapsed, 1)}
-            fields["hardirqs"] = {"per_sec": round(sum(value["hardirqs"].values()) / elapsed, 1),
-                                  "by_name": value["hardirqs"], "source": "bcc BPF(text=): irq:irq_handler_entry"}
-            fields["softirqs"] = {
-                vec: {**entry, "total_usecs": sum(entry["per_cpu_usecs"]),
-                      "per_sec": round(sum(entry["per_cpu_counts"]) / elapsed, 1)}
-                for vec, entry in value["softirqs"].items()}
+            if "syscalls" in value["probes"]:
+                total = sum(value["by_name"].values())
+                fields["syscalls"] = {"per_sec": round(total / elapsed, 1), "by_name": value["by_name"],
+                                      "by_process": value["by_process"], "scope": scope,
+                                      "source": "bcc BPF(text=): raw_syscalls:sys_enter"}
+            if "softirq-time" in value["probes"]:
+                fields["softirqs"] = {
+                    vec: {"per_cpu_usecs": entry["per_cpu_usecs"], "total_usecs": sum(entry["per_cpu_usecs"])}
+                    for vec, entry in value["softirqs"].items()}
     else:
         by_name_jobs = [n for n in results if n == "syscount" or n.startswith("syscount -p ")]
         if by_name_jobs and all(n in ok for n in by_name_jobs):
@@ -315,24 +310,13 @@ def assemble(results: dict[str, tuple[str, object, float]], seconds: int, pids: 
             by_name = dict(sorted(by_name.items(), key=lambda kv: -kv[1]))
             fields["syscalls"] = {"per_sec": round(sum(by_name.values()) / seconds, 1), "by_name": by_name,
                                   "scope": scope, "source": "libbpf-tools syscount (counted at sys_exit)"}
-        if "syscount -P" in ok:
-            fields.setdefault("syscalls", {})["by_process"] = ok["syscount -P"]
-        if "hardirqs" in ok:
-            fields["hardirqs"] = {"per_sec": round(sum(ok["hardirqs"].values()) / seconds, 1),
-                                  "by_name": ok["hardirqs"], "source": "libbpf-tools hardirqs -C"}
-        softirqs: dict[str, dict] = {}
-        for vec, usecs in ok.get("softirqs", {}).items():
-            softirqs.setdefault(vec, {})["total_usecs"] = usecs
-        for vec, per_cpu in ok.get("bpftrace", {}).items():
-            softirqs.setdefault(vec, {})["per_cpu_usecs"] = per_cpu
-        if softirqs:
-            fields["softirqs"] = softirqs
+        if "bpftrace" in ok:
+            fields["softirqs"] = {vec: {"per_cpu_usecs": per_cpu, "total_usecs": sum(per_cpu)}
+                                  for vec, per_cpu in ok["bpftrace"].items()}
     if "runqlat" in ok:
         fields["runqlat_usecs"] = ok["runqlat"]
 
     tool_jobs = {n: r for n, r in results.items() if n not in ("bcc", "bpftrace")}
-    if "bcc" in results:
-        tool_jobs = {n: r for n, r in tool_jobs.items() if n == "runqlat"}
     if tool_jobs:
         status["libbpf-tools"] = _summary(tool_jobs, seconds)
     if "bpftrace" in results:

@@ -5,6 +5,10 @@ Each runner starts one tool as a child in its own process group, waits for it to
 and exit by itself (every invocation here has a duration), and kills the group if anything goes wrong,
 so no tool survives a timeout, an exception or Ctrl-C. The parsers are pure functions of the text,
 tested on real captures in tests/data/core_tools/.
+
+Only what /proc cannot give is traced, and only with `advise run --bpf`: syscalls by name
+(syscount), softirq time per CPU (bpftrace), run-queue latency percentiles (runqlat). softirqs(8)
+and hardirqs(8) are not run: /proc/softirqs and /proc/interrupts count the same events for free.
 """
 
 from __future__ import annotations
@@ -149,7 +153,6 @@ def _lines(text: str):
 
 _TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]$")
 _SYSCALL_ROW = re.compile(r"^(\S+|\[unknown: \d+\])\s+(\d+)$")
-_PROCESS_ROW = re.compile(r"^(\d+)\s+(.*?)\s+(\d+)$")
 
 
 def parse_syscount(text: str, source: str = "syscount") -> dict[str, int]:
@@ -166,62 +169,6 @@ def parse_syscount(text: str, source: str = "syscount") -> dict[str, int]:
         if not row:
             raise InputError(f"not a syscount row: {stripped[:60]!r}", source, number)
         counts[row.group(1)] = counts.get(row.group(1), 0) + int(row.group(2))
-    return counts
-
-
-def parse_syscount_processes(text: str, source: str = "syscount -P") -> list[dict]:
-    """`syscount -P -d N -T TOP` -> [{pid, comm, count}], busiest first. COMM may contain spaces."""
-    rows = []
-    for number, line in _lines(text):
-        stripped = line.strip()
-        if _TIMESTAMP.match(stripped) or stripped.split() == ["PID", "COMM", "COUNT"]:
-            continue
-        row = _PROCESS_ROW.match(stripped)
-        if not row:
-            raise InputError(f"not a syscount -P row: {stripped[:60]!r}", source, number)
-        rows.append({"pid": int(row.group(1)), "comm": row.group(2), "count": int(row.group(3))})
-    return sorted(rows, key=lambda r: -r["count"])
-
-
-def parse_softirqs(text: str, source: str = "softirqs") -> dict[str, int]:
-    """`softirqs [-N] N 1` -> {vector (NET_RX, TIMER, ...): total usecs in the window}.
-
-    softirqs(8) prints time per vector only (no counts, no per-CPU split); vectors with no time
-    are not printed. Without -N it truncates each event to whole usecs before summing (short
-    NET_RX runs lose ~15 %), so the runner asks for nanoseconds.
-    """
-    totals: dict[str, int] = {}
-    divisor = None
-    for number, line in _lines(text):
-        fields = line.split()
-        if fields[0] == "SOFTIRQ":
-            units = {"TOTAL_usecs": 1, "TOTAL_nsecs": 1000}
-            if len(fields) != 2 or fields[1] not in units:
-                raise InputError(f"unexpected softirqs header: {line.strip()!r}", source, number)
-            divisor = units[fields[1]]
-            continue
-        if len(fields) != 2 or not fields[1].isdigit() or fields[0].upper() not in SOFTIRQ_NAMES:
-            raise InputError(f"not a softirqs row: {line.strip()[:60]!r}", source, number)
-        if divisor is None:
-            raise InputError("softirqs row before the SOFTIRQ header", source, number)
-        totals[fields[0].upper()] = int(fields[1]) // divisor
-    return totals
-
-
-def parse_hardirqs_counts(text: str, source: str = "hardirqs -C") -> dict[str, int]:
-    """`hardirqs -C N 1` -> {irq handler name: count}. Names may contain spaces."""
-    counts: dict[str, int] = {}
-    for number, line in _lines(text):
-        fields = line.split()
-        if fields[0] == "HARDIRQ":
-            if fields[1:] != ["TOTAL_count"]:
-                raise InputError(f"hardirqs header is not counts (-C missing?): {line.strip()!r}",
-                                 source, number)
-            continue
-        name, _, count = line.strip().rpartition(" ")
-        if not name or not count.isdigit():
-            raise InputError(f"not a hardirqs row: {line.strip()[:60]!r}", source, number)
-        counts[name.strip()] = counts.get(name.strip(), 0) + int(count)
     return counts
 
 
@@ -296,21 +243,6 @@ def run_syscount(children: Children, seconds: int, pid: int | None = None) -> di
         argv += ["-p", str(pid)]
     text = run_tool(children, argv, seconds + STARTUP_GRACE_S)
     return parse_syscount(text, " ".join(argv))
-
-
-def run_syscount_processes(children: Children, seconds: int, top: int = 20) -> list[dict]:
-    argv = [tool_path("syscount"), "-P", "-d", str(seconds), "-T", str(top)]
-    return parse_syscount_processes(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
-
-
-def run_softirqs(children: Children, seconds: int) -> dict[str, int]:
-    argv = [tool_path("softirqs"), "-N", str(seconds), "1"]
-    return parse_softirqs(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
-
-
-def run_hardirqs(children: Children, seconds: int) -> dict[str, int]:
-    argv = [tool_path("hardirqs"), "-C", str(seconds), "1"]
-    return parse_hardirqs_counts(run_tool(children, argv, seconds + STARTUP_GRACE_S), " ".join(argv))
 
 
 def run_runqlat(children: Children, seconds: int) -> dict:

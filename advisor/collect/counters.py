@@ -1,10 +1,15 @@
 """`collect_counters()`: every kernel counter for one window, merged into the counters.json layout.
 
-perf stat, the BPF collector's jobs (bcc or the CO-RE tools) and two /proc samplers run at the same
-time, so every number describes the same seconds and the whole collection takes about `duration_s`
-(plus the tools' start-up). The /proc samplers give what no tool prints here: softirq counts per
-vector and CPU (/proc/softirqs) and the CPUs the target runs on (/proc/PID/task/*/stat), which
-together answer `rx_cpu_matches_worker`.
+By default only /proc is read (procfs.py): the kernel counts softirqs, interrupts, context switches,
+migrations and read/write calls anyway, so this costs the server nothing measurable. The BPF and
+tracepoint collectors (bcc or the CO-RE tools, bpftrace, perf stat) run only when asked
+(`bpf=...`, `advise run --bpf`): they add syscalls by name, softirq time per CPU, run-queue
+latency percentiles and a few system-wide rates, at a real cost in throughput (BPF_COST below).
+When they run, they run at the same time as the /proc window, so every number describes the same
+seconds.
+
+Where a value came from is written next to it: `syscalls.source`, `runqlat_usecs.source`,
+`tracepoints.source`, and the top-level `sources` map ({dotted field: origin}) for the rest.
 """
 
 from __future__ import annotations
@@ -12,32 +17,25 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
 
-from advisor.collect import bpf, perf_stat
+from advisor.collect import bpf as bpf_collect
+from advisor.collect import perf_stat, procfs
 from advisor.collect.core_tools import Children, ToolFailed
-from advisor.errors import InputError
+from advisor.errors import InputError, UsageError
 
-PLACEMENT_INTERVAL_S = 0.05
 # The NET_RX work must fall on the target's CPUs for this share (histogram overlap) to "match".
 MATCH_OVERLAP = 0.8
 MIN_NET_RX_EVENTS = 20  # fewer NET_RX softirqs in the window than this: nothing to compare
 
+# Measured with bench/bench_overhead.py (nginx + wrk between two namespaces on a 2-vCPU VM, ABBA
+# pairs): throughput lost while `advise run --bpf` collects, against no collection at all.
+BPF_COST = "~38 % of a loaded nginx's throughput (bench/bench_overhead.py, 2-vCPU VM)"
+BPF_COLLECTORS = ("bcc", "libbpf-tools", "bpftrace", "perf-stat")
 
-# ---------------------------------------------------------------- /proc samplers
-
-def read_proc_softirqs(path: str = "/proc/softirqs") -> dict[str, list[int]]:
-    """{vector: [count on cpu0, cpu1, ...]} since boot."""
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
-    ncpu = len(lines[0].split())
-    table = {}
-    for number, line in enumerate(lines[1:], 2):
-        name, _, rest = line.partition(":")
-        values = rest.split()
-        if len(values) != ncpu or not all(v.isdigit() for v in values):
-            raise InputError(f"unexpected row {line.strip()[:60]!r}", path, number)
-        table[name.strip()] = [int(v) for v in values]
-    return table
+# Kept importable from here: the recorder and older callers use these names.
+read_proc_softirqs = procfs.read_softirqs
+PlacementSampler = procfs.PlacementSampler
 
 
 def softirq_deltas(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, list[int]]:
@@ -59,41 +57,22 @@ def find_pids(comm: str) -> list[int]:
     return sorted(found)
 
 
-def _thread_cpu(pid: int, tid: str) -> tuple[int, int] | None:
-    """(CPU it last ran on: stat field 39, utime + stime in ticks) of one thread; None if gone."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # fields from 3 (state) on; comm may hold spaces
-    return int(fields[39 - 3]), int(fields[14 - 3]) + int(fields[15 - 3])
-
-
-class PlacementSampler:
-    """Where the target's threads run: each sample credits a thread's current CPU with the CPU
-    ticks it used since the previous sample (threads that used none count as 0.1, so a mostly
-    idle server still shows where it wakes)."""
-
-    def __init__(self, pids: list[int], ncpu: int):
-        self.pids, self.weights, self.samples = pids, [0.0] * ncpu, 0
-        self._ticks: dict[tuple[int, str], int] = {}
-
-    def sample(self) -> None:
-        for pid in self.pids:
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tids:
-                seen = _thread_cpu(pid, tid)
-                if seen is None or seen[0] >= len(self.weights):
-                    continue
-                cpu, ticks = seen
-                used = ticks - self._ticks.get((pid, tid), ticks)
-                self._ticks[(pid, tid)] = ticks
-                self.weights[cpu] += used if used > 0 else 0.1
-        self.samples += 1
+def bpf_selection(value: bool | str | Iterable[str] | None) -> frozenset[str]:
+    """What `--bpf` asks for: False/None -> nothing; True or "" -> the default set; "all"; or a
+    comma list of bpf_collect.CHOICES. A UsageError names an unknown choice."""
+    if value is None or value is False:
+        return frozenset()
+    if value is True:
+        return bpf_collect.DEFAULT_SELECTION
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    if not names:
+        return bpf_collect.DEFAULT_SELECTION
+    if names == ["all"]:
+        return frozenset(bpf_collect.CHOICES)
+    unknown = [n for n in names if n not in bpf_collect.CHOICES]
+    if unknown:
+        raise UsageError(f"--bpf {','.join(unknown)}: choose from {', '.join(bpf_collect.CHOICES)} or all")
+    return frozenset(names)
 
 
 def _shares(values: list[float]) -> list[float] | None:
@@ -139,71 +118,64 @@ def _run(job) -> tuple[str, object, float]:
         return "failed", f"{type(exc).__name__}: {exc}", time.monotonic() - start
 
 
-def collect_counters(duration_s: float, pids: list[int] | None = None,
-                     comm: str | None = None) -> tuple[dict, dict]:
+def not_requested() -> dict:
+    """The BPF collectors' statuses when `--bpf` was not given."""
+    detail = f"not requested: the BPF and tracepoint counters cost {BPF_COST}; use --bpf"
+    return {name: {"status": "unavailable", "detail": detail} for name in BPF_COLLECTORS}
+
+
+def collect_counters(duration_s: float, pids: list[int] | None = None, comm: str | None = None,
+                     bpf: bool | str | Iterable[str] | None = False) -> tuple[dict, dict]:
     """Count for `duration_s` (rounded to whole seconds, at least 1: the tools count in seconds).
 
-    Returns (counters dict in the counters.json layout, {collector: {status, detail, ...}}) with
-    status ok / unavailable / failed. Never raises for a tool that is missing or dies.
+    `bpf`: see bpf_selection(); by default nothing but /proc is read. Returns (counters dict
+    in the counters.json layout, {collector: {status, detail, ...}}) with status ok / unavailable /
+    failed. Never raises for a tool that is missing or dies.
     """
+    selection = bpf_selection(bpf)
     seconds = max(1, round(duration_s))
     ncpu = os.cpu_count() or 1
-    status: dict = {}
     target_pids = sorted(set(pids or [])) or (find_pids(comm) if comm else [])
     target_note = ""
     if comm and not pids and not target_pids:
         target_note = f"no process named {comm!r}: counted system-wide"
+    window = procfs.ProcfsWindow(target_pids or None, ncpu)
+    target_comm = comm if target_pids else None
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=12) as pool, Children() as children:
-        jobs, status = bpf.plan(seconds, target_pids, comm if target_pids else None, children, ncpu)
-        jobs["perf-stat"] = lambda: perf_stat.run_perf_stat(children, seconds)
-        futures = {name: pool.submit(_run, job) for name, job in jobs.items()}
-        try:
-            softirqs_before = read_proc_softirqs()
-        except (OSError, InputError) as exc:
-            softirqs_before, proc_error = None, str(exc)
-        sampler = PlacementSampler(target_pids, ncpu) if target_pids else None
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if sampler:
-                sampler.sample()
-            time.sleep(min(PLACEMENT_INTERVAL_S, max(0.0, end - time.monotonic())))
-        window = time.monotonic() - (end - seconds)
-        softirq_counts = None
-        if softirqs_before is not None:
-            try:
-                softirq_counts = softirq_deltas(softirqs_before, read_proc_softirqs())
-            except (OSError, InputError) as exc:
-                proc_error = str(exc)
-        results = {name: future.result() for name, future in futures.items()}
+    if selection:
+        with ThreadPoolExecutor(max_workers=8) as pool, Children() as children:
+            jobs, status = bpf_collect.plan(seconds, target_pids, target_comm, children, ncpu, selection)
+            if "tracepoints" in selection:
+                jobs["perf-stat"] = lambda: perf_stat.run_perf_stat(children, seconds)
+            futures = {name: pool.submit(_run, job) for name, job in jobs.items()}
+            window.start()
+            window.wait_until(time.monotonic() + seconds)
+            proc_fields, sources, proc_status = window.finish()
+            results = {name: future.result() for name, future in futures.items()}
+    else:
+        window.start()
+        window.wait_until(time.monotonic() + seconds)
+        proc_fields, sources, proc_status = window.finish()
+        results, status = {}, not_requested()
     elapsed = time.monotonic() - started
 
-    perf_result = results.pop("perf-stat")
-    fields, status = bpf.assemble(results, seconds, target_pids, comm if target_pids else None, status)
     counters: dict = {"duration_s": seconds}
-    counters.update(fields)
-    if perf_result[0] == "ok":
-        _merge_perf(counters, perf_stat.counters_from_perf(perf_result[1], seconds))
-        absent = perf_result[1]["absent"]
-        status["perf-stat"] = {"status": "ok", "seconds": round(perf_result[2], 2),
-                               "detail": f"{len(perf_result[1]['counts'])} tracepoints counted for {seconds} s"
-                                         + (f"; absent on this kernel: {', '.join(absent)}" if absent else "")}
-    else:
-        status["perf-stat"] = {"status": "failed", "detail": perf_result[1], "seconds": round(perf_result[2], 2)}
-
-    if softirq_counts is not None:
-        for vec, per_cpu in softirq_counts.items():
-            entry = counters.setdefault("softirqs", {}).setdefault(vec, {})
-            entry.setdefault("per_cpu_counts", per_cpu)
-            entry.setdefault("per_sec", round(sum(per_cpu) / window, 1))
-        status["procfs"] = {"status": "ok", "detail": "/proc/softirqs deltas"
-                            + (f"; placement of {len(target_pids)} target process(es) sampled "
-                               f"{sampler.samples} times" if sampler else "")}
-    else:
-        status["procfs"] = {"status": "failed", "detail": proc_error}
+    counters.update(proc_fields)
+    status["procfs"] = proc_status
+    if selection:
+        perf_result = results.pop("perf-stat", None)
+        fields, status = bpf_collect.assemble(results, seconds, target_pids, target_comm, status)
+        _merge_bpf(counters, fields, sources)
+        if perf_result is not None:
+            _merge_perf(counters, perf_result, seconds, status)
+        else:
+            status["perf-stat"] = {"status": "unavailable", "detail": "not requested (--bpf without tracepoints)"}
+        for name in BPF_COLLECTORS:
+            status.setdefault(name, {"status": "unavailable",
+                                     "detail": f"not needed for --bpf {','.join(sorted(selection))}"})
 
     if target_note:
-        counters.setdefault("syscalls", {})["scope"] = "system"
+        counters["syscalls"]["scope"] = "system"
         status["target"] = {"status": "failed", "detail": target_note}
 
     net_rx = counters.get("softirqs", {}).get("NET_RX", {})
@@ -212,33 +184,44 @@ def collect_counters(duration_s: float, pids: list[int] | None = None,
     else:
         rx_values, basis = net_rx.get("per_cpu_counts"), "NET_RX count per CPU vs target's CPU ticks per CPU"
     events = sum(net_rx["per_cpu_counts"]) if "per_cpu_counts" in net_rx else None
-    matches, detail = rx_cpu_match(rx_values, events, sampler.weights if sampler else None, basis)
+    matches, detail = rx_cpu_match(rx_values, events, window.placement, basis)
     if target_note:
         detail["why"] = target_note
     counters["rx_cpu_matches_worker"] = matches
     counters["rx_cpu_placement"] = detail
-    status["window"] = {"status": "ok", "detail": f"all collectors ran concurrently: {elapsed:.1f} s wall "
-                                                  f"for a {seconds} s window"}
+    sources["rx_cpu_matches_worker"] = ("NET_RX per CPU (see softirqs) vs the target's CPUs: /proc/PID/task/TID/stat "
+                                        "field 39 sampled during the window")
+    counters["sources"] = dict(sorted(sources.items()))
+    tools = "only /proc was read" if not selection else f"BPF: {', '.join(sorted(selection))}"
+    status["window"] = {"status": "ok", "detail": f"{tools}; {elapsed:.1f} s wall for a {seconds} s window"}
     return counters, status
 
 
-def _merge_perf(counters: dict, perf_fields: dict) -> None:
-    """perf stat fills what the BPF path did not give (and always adds its own extras)."""
-    for section, values in perf_fields.items():
-        if not isinstance(values, dict):
-            continue
+def _merge_bpf(counters: dict, fields: dict, sources: dict) -> None:
+    """BPF fields over the /proc ones: syscalls by name replace the read/write families; softirq
+    time joins the softirq counts; runqlat is added."""
+    if "syscalls" in fields:
+        counters["syscalls"] = fields["syscalls"]
+        sources["syscalls"] = fields["syscalls"]["source"]
+    for vec, entry in fields.get("softirqs", {}).items():
+        counters.setdefault("softirqs", {}).setdefault(vec, {}).update(entry)
+        sources["softirqs.*.per_cpu_usecs"] = sources["softirqs.*.total_usecs"] = (
+            "irq:softirq_entry/exit traced by bcc's program or bpftrace (see collectors)")
+    if "runqlat_usecs" in fields:
+        counters["runqlat_usecs"] = fields["runqlat_usecs"]
+
+
+def _merge_perf(counters: dict, result: tuple[str, object, float], seconds: int, status: dict) -> None:
+    """perf stat's system-wide rates go next to the /proc values (never over them)."""
+    state, value, wall = result
+    if state != "ok":
+        status["perf-stat"] = {"status": "failed", "detail": value, "seconds": round(wall, 2)}
+        return
+    for section, values in perf_stat.counters_from_perf(value, seconds).items():
         target = counters.setdefault(section, {})
-        for key, value in values.items():
-            if value is not None and target.get(key) is None:
-                target[key] = value
-    syscalls = counters.get("syscalls", {})
-    if "per_sec" not in syscalls and syscalls.get("system_per_sec") is not None:
-        syscalls["per_sec"] = syscalls["system_per_sec"]
-        syscalls["scope"] = "system"
-        syscalls["source"] = "perf stat raw_syscalls:sys_enter (system-wide; no per-name counts)"
-    hardirqs = counters.get("hardirqs", {})
-    if "source" not in hardirqs and "per_sec" in hardirqs:
-        hardirqs["source"] = "perf stat irq:irq_handler_entry"
-    for section in ("net", "locks", "sched"):
-        if section in counters and not counters[section]:
-            del counters[section]
+        for key, rate in values.items():
+            target.setdefault(key, rate)
+    absent = value["absent"]
+    status["perf-stat"] = {"status": "ok", "seconds": round(wall, 2),
+                           "detail": f"{len(value['counts'])} tracepoints counted for {seconds} s"
+                                     + (f"; absent on this kernel: {', '.join(absent)}" if absent else "")}

@@ -23,8 +23,10 @@ from ..model import StackTable
 from ..parse import perf_data, perf_script
 
 EVENT = "cpu-clock"
-#: Sampling frequency per CPU. bench/bench_overhead.py measured 49, 99 and 199 Hz under nginx +
-#: wrk on 2 vCPUs: see DEFAULT_FREQUENCY_NOTE and the figures in the docstring of that bench.
+#: Sampling frequency per CPU. bench/bench_overhead.py (nginx + wrk, 2 vCPUs, 8 ABBA pairs of 3 s)
+#: cannot resolve 49-199 Hz on this shared machine (median B/A 1.14, 0.96, 0.99, pairs spread
+#: 0.60-1.56), but the cost is linear in the frequency: 999 Hz cost 4.9 % (0.95; 0.90-1.25) and
+#: 4999 Hz 25.6 % (0.74; 0.66-1.08), i.e. about 0.5 % per 100 Hz: 99 Hz ~0.5 %, 199 Hz ~1 %.
 DEFAULT_FREQUENCY = 99
 STOP_GRACE_S = 5.0  # perf record needs a moment after SIGINT to write its file
 START_TIMEOUT_S = 30.0  # past duration + this, perf record is stopped (it should end by itself)

@@ -1,7 +1,12 @@
-"""Exact tracepoint counts over the window with `perf stat -a -x,`: rates the rules compare.
+"""Exact tracepoint counts over the window with `perf stat -a -x,` (`advise run --bpf` only).
 
 perf stat refuses the whole command if one event is unknown, so events are checked against tracefs
 first; the absent ones are reported, the rest are counted. Needs only tracefs (no BPF, no headers).
+
+Counting a tracepoint is not free: every hit runs perf's handler, and enabling raw_syscalls sends
+every syscall of every task through the slow path. So EVENTS holds only what /proc does not count:
+no sched_switch (/proc/stat ctxt), no irq:softirq_entry (/proc/softirqs), no irq_handler_entry
+(/proc/interrupts), no raw_syscalls (syscount counts them by name when asked).
 """
 
 from __future__ import annotations
@@ -12,15 +17,22 @@ from advisor.collect.core_tools import STARTUP_GRACE_S, Children, ToolFailed, ru
 from advisor.errors import InputError
 
 EVENTS = [
-    "sched:sched_migrate_task",
-    "sched:sched_switch",
-    "raw_syscalls:sys_enter",
-    "irq:softirq_entry",
-    "irq:irq_handler_entry",
+    "sched:sched_migrate_task",  # system-wide; /proc gives the target's (or every live task's)
     "napi:napi_poll",
     "net:netif_receive_skb",
     "lock:contention_begin",  # kernel >= 5.19, without lockdep
 ]
+
+# Which counters.json field each event's rate goes to (also for events passed in by a caller).
+FIELD_OF_EVENT = {
+    "sched:sched_migrate_task": ("sched", "system_migrations_per_sec"),
+    "sched:sched_switch": ("sched", "system_context_switches_per_sec"),
+    "raw_syscalls:sys_enter": ("syscalls", "system_per_sec"),
+    "irq:irq_handler_entry": ("hardirqs", "device_per_sec"),
+    "napi:napi_poll": ("net", "napi_polls_per_sec"),
+    "net:netif_receive_skb": ("net", "netif_receive_skb_per_sec"),
+    "lock:contention_begin": ("locks", "contention_per_sec"),
+}
 
 TRACEFS_EVENT_DIRS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
 
@@ -84,21 +96,15 @@ def run_perf_stat(children: Children, seconds: int, events: list[str] = EVENTS) 
 
 
 def counters_from_perf(result: dict, seconds: float) -> dict:
-    """Counts -> the counters.json fields they feed (rates per second)."""
+    """Counts -> the counters.json fields they feed (rates per second, system-wide).
+
+    Events not counted give no field; the raw counts are all kept under `tracepoints`.
+    """
     counts = result["counts"]
-
-    def rate(event: str) -> float | None:
-        return round(counts[event] / seconds, 1) if event in counts else None
-
-    fields: dict = {
-        "sched": {"migrations_per_sec": rate("sched:sched_migrate_task"),
-                  "context_switches_per_sec": rate("sched:sched_switch")},
-        "syscalls": {"system_per_sec": rate("raw_syscalls:sys_enter")},
-        "hardirqs": {"per_sec": rate("irq:irq_handler_entry")},
-        "net": {"napi_polls_per_sec": rate("napi:napi_poll"),
-                "netif_receive_skb_per_sec": rate("net:netif_receive_skb")},
-        "locks": {"contention_per_sec": rate("lock:contention_begin")},
-        "tracepoints": {"counts": dict(counts), "absent": result["absent"],
-                        "not_counted": result["not_counted"], "source": "perf stat -a (system-wide)"},
-    }
+    fields: dict = {}
+    for event, (section, key) in FIELD_OF_EVENT.items():
+        if event in counts:
+            fields.setdefault(section, {})[key] = round(counts[event] / seconds, 1)
+    fields["tracepoints"] = {"counts": dict(counts), "absent": result["absent"],
+                             "not_counted": result["not_counted"], "source": "perf stat -a (system-wide)"}
     return fields

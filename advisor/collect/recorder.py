@@ -383,7 +383,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 recorder.wait(duration_s + perf_mod.START_TIMEOUT_S,
                               tick=lambda t: bar.update(task, completed=min(t, duration_s),
                                                         left=f"{max(0.0, duration_s - t):.0f} s left"))
-                bar.update(task, description="reading system state", left="")
+                bar.update(task, description="reading system state", completed=duration_s, left="")
                 if load:
                     load.stop()
                 recorder.check()

@@ -42,6 +42,9 @@ def lookup(data: dict | None, path: str) -> tuple[list, str | None]:
                 nxt.append(node[int(part)])
         walked.append(part)
         current = [v for v in nxt if v is not None]
+        if not current and part == "*" and walked.count("*") == 1:
+            # an empty list or map (e.g. no target processes) tells nothing about its items
+            return [], f"{'.'.join(walked[:-1])} is empty: nothing recorded to check"
         if not current:
             if len(walked) > 1:
                 # The section was recorded but holds no such item: that is an answer (absent).

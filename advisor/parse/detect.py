@@ -61,26 +61,35 @@ def _read_gzip(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
 def _read_text(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
     head = f.read(SNIFF_BYTES)
     stream = _Prefixed(head, f)
-    if _looks_folded(head):
+    folded_lines, unfolded_line = _sniff_folded(head)
+    if folded_lines and unfolded_line is None:
         return folded.read(io.BufferedReader(stream), source)
-    return perf_script.read(stream, source, keep_addrs=keep_addrs)
+    try:
+        return perf_script.read(stream, source, keep_addrs=keep_addrs)
+    except InputError as exc:
+        if folded_lines and exc.reason.startswith("no perf script sample found"):
+            # Folded stacks with a bad line, most likely: name that line, not line 1.
+            raise InputError("not a folded stack ('frame;frame;... COUNT'), and the file is not "
+                             "perf script text either", source, unfolded_line) from None
+        raise
 
 
-def _looks_folded(head: bytes) -> bool:
-    """The first non-comment lines (up to 20) all have the folded shape."""
+def _sniff_folded(head: bytes) -> tuple[int, int | None]:
+    """How many of the first non-comment lines (up to 20) have the folded shape before one
+    does not, and the number of that line (None if they all do)."""
     lines = head.decode("utf-8", "surrogateescape").split("\n")
     if len(head) == SNIFF_BYTES:
         lines = lines[:-1]  # the last one may be cut
     checked = 0
-    for line in lines:
+    for lineno, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
         if not folded.is_folded_line(line):
-            return False
+            return checked, lineno
         checked += 1
         if checked == SNIFF_LINES:
             break
-    return checked > 0
+    return checked, None
 
 
 class _Prefixed(io.RawIOBase):

@@ -9,11 +9,13 @@ taken as both the sample count and the weight: folded text does not tell samples
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO
 
 from ..errors import InputError
 from ..model import Frame, StackKey, StackTable
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ANNOTATIONS = {"_[k]": "kernel", "_[j]": "jit", "_[i]": "inlined"}
 
 
@@ -58,5 +60,7 @@ def is_folded_line(line: str) -> bool:
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
+    """ASCII, on one line: control characters (form feed, ...) escaped as well."""
     text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -10,6 +10,7 @@ it comes, and perf is killed if parsing fails, is interrupted, or exceeds the ti
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from ..model import StackTable
 from . import perf_script
 
 DEFAULT_TIMEOUT_S = 900.0
+PIPE_BYTES = 1 << 20
 
 
 def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs: bool = False,
@@ -62,6 +64,7 @@ def perf_script_output(path: Path, *, inline: bool = True,
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=stderr, start_new_session=True,
                                 env={**os.environ, "LC_ALL": "C", "PAGER": "cat"})
+        _widen_pipe(proc.stdout)
         timed_out = threading.Event()
 
         def on_timeout() -> None:
@@ -96,6 +99,15 @@ def perf_script_output(path: Path, *, inline: bool = True,
         if proc.returncode != 0:
             message = _first_line(stderr) or f"exit status {proc.returncode}"
             raise InputError(f"perf script failed: {message}", str(path))
+
+
+def _widen_pipe(pipe: BinaryIO) -> None:
+    """Let perf write up to 1 MiB ahead of the parser (64 KiB by default), so that both run
+    at once instead of in turns. Best effort: the size is capped by fs.pipe-max-size."""
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (AttributeError, OSError):
+        pass
 
 
 def _kill(proc: subprocess.Popen) -> None:

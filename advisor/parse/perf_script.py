@@ -43,7 +43,6 @@ from ..model import Frame, StackKey, StackTable
 CHUNK = 4 << 20  # bytes read at a time
 MAX_LINE = 16 << 20  # a line longer than this is skipped with a warning
 CACHE_BYTES = 32 << 20  # each cache is emptied when its keys pass this many characters
-TAIL_DEPTH = 3  # how many leaf lines a new sample may differ by and still be put together
 
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 _SKIP = ()  # a line of a sample that adds no frame (srcline, malformed)
@@ -71,6 +70,7 @@ _TIME = re.compile(r"\d{1,12}\.\d{1,12}")
 # The usual frame line: indented, ADDR, one space, SYMBOL[+0xOFF], " (DSO)"; no parenthesis
 # and no white space at either end of SYMBOL. Other lines take the general `_parse_frame`.
 _PLAIN_FRAME = re.compile(r"[ \t]+([0-9a-fA-F]+) ([^\s()](?:[^()]*[^\s()])?) \(([^()]*)\)")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # escaped in excerpts
 _MODIFIERS = re.compile(r"[ukhIGHpPSDWebRx]+")
 _VMLINUX_TAIL = re.compile(r"vmlinux[A-Za-z0-9_.\-]*")
 _USER_PSEUDO_DSOS = ("[vdso]", "[vsyscall]", "[vvar]", "[heap]", "[stack]", "[uprobes]",
@@ -225,10 +225,15 @@ class _Parser:
         self.finish()
 
     def chunks(self, stream: BinaryIO) -> Iterator[None]:
-        """Read the stream, feeding complete pieces to the parser; yield after each piece."""
+        """Read the stream, feeding complete pieces to the parser; yield after each piece.
+
+        `read1` where the stream has it: from a pipe it returns what is there instead of
+        waiting for CHUNK bytes, so that parsing overlaps with the writer (perf script).
+        """
+        read = getattr(stream, "read1", None) or stream.read
         pending = b""
         while True:
-            data = stream.read(CHUNK)
+            data = read(CHUNK)
             if not data:
                 break
             if isinstance(data, str):  # a text stream: tolerate it
@@ -438,74 +443,75 @@ class _Parser:
     def new_body(self, body: str, text: str, start: int) -> int | None:
         """Stack id of frame lines not seen together before; None: they need the slow path.
 
-        Samples taken in the same code path differ mostly near the leaf: a body whose first
-        one to TAIL_DEPTH lines are frame lines and whose other lines were seen before as a
-        clean tail (frame lines only) is put together from the frame and tail caches.
+        Samples taken in the same code path differ mostly in the leaf: a body whose first
+        line is a frame line and whose other lines were seen before as a clean tail (frame
+        lines only) is put together from the frame and tail caches. (Trying deeper tails
+        as well was measured: it saves little on real recordings.)
         """
-        tail_cache_get = self.tail_cache.get
-        cut = -1
-        for _ in range(TAIL_DEPTH):
-            cut = body.find("\n", cut + 1)
-            if cut < 0:
-                break
-            frames = tail_cache_get(body[cut + 1:])
-            if frames is not None:
-                frame_cache_get = self.frame_cache.get
-                for line in reversed(body[:cut].split("\n")):
-                    leaf = frame_cache_get(line) or self.parse_frame_line(line)
-                    if leaf is None:
-                        return self.parse_block_body(body, self.line_of(text, start) + 1)
-                    frames += leaf
-                sid = self.stack_id_of(frames)
-                self.remember_block(body, sid)
-                return sid
+        nl = body.find("\n")
+        if nl > 0:
+            tail = self.tail_cache.get(body[nl + 1:])
+            if tail is not None:
+                leaf = self.frame_cache.get(body[:nl])
+                if leaf is None and not self.looks_like_event(body[:nl]):
+                    leaf = self.parse_frame_line(body[:nl])
+                if leaf is not None:
+                    sid = self.stack_id_of(tail + leaf)
+                    self.remember_block(body, sid)
+                    return sid
         return self.parse_block_body(body, self.line_of(text, start) + 1)
 
     def parse_block_body(self, body: str, lineno: int) -> int | None:
-        """Frame lines of one sample -> stack id, or None if the body needs the slow path."""
+        """Frame lines of one sample -> stack id, or None if the body needs the slow path.
+
+        Each line is read as the line machine (`line`) reads it inside a sample, in the same
+        order: blank, comment or event line (-> None: the line machine handles the block),
+        frame, source line, malformed. Lines in `frame_cache` are frames (it holds no line
+        that reads as an event line), so the result does not depend on what was seen before.
+        """
         lines = body.split("\n")
         parts = list(map(self.frame_cache.get, lines))
         clean = True
         skipped = False
-        i = 0
-        while True:  # parse the lines not seen before
-            try:
-                i = parts.index(None, i)
-            except ValueError:
-                break
-            line = lines[i]
-            frames = self.parse_frame_line(line)
-            if frames is None:
-                if not _is_srcline(line):
-                    if not line.strip() or line[0] == "#" or self.match_event(line, True):
-                        return None
-                    self.malformed(line, lineno + i)
-                    clean = False
-                elif self.srclines and i > 0 and parts[i - 1] is not _SKIP:
-                    parts[i - 1] = self.with_srcline(parts[i - 1], line)
-                frames = _SKIP
-                skipped = True
-            parts[i] = frames
+        if None in parts:  # lines not seen before
+            for i, line in enumerate(lines):
+                if parts[i] is not None:
+                    continue
+                if not line.strip() or line[0] == "#" or self.looks_like_event(line):
+                    return None
+                frames = self.parse_frame_line(line)
+                if frames is None:
+                    if not _is_srcline(line):
+                        self.malformed(line, lineno + i)
+                        clean = False
+                    elif self.srclines:
+                        last = next((j for j in range(i - 1, -1, -1) if parts[j] is not _SKIP),
+                                    None)
+                        if last is not None:
+                            parts[last] = self.with_srcline(parts[last], line)
+                    frames = _SKIP
+                    skipped = True
+                parts[i] = frames
         if skipped:
             parts = [p for p in parts if p is not _SKIP]
+            if not parts:  # no frame at all: the line machine counts it as frameless
+                return None
         else:
-            self.remember_tails(body, parts)
+            self.remember_tail(body, parts)
         sid = self.stack_id(parts)
         if clean:
             self.remember_block(body, sid)
         return sid
 
-    def remember_tails(self, body: str, parts: list[tuple]) -> None:
-        """Cache the frames of `body` without its first 1..TAIL_DEPTH lines (see new_body)."""
-        cut = -1
-        for depth in range(1, min(TAIL_DEPTH, len(parts) - 2) + 1):
-            cut = body.index("\n", cut + 1)
-            tail = body[cut + 1:]
+    def remember_tail(self, body: str, parts: list[tuple]) -> None:
+        """Cache the frames of a clean `body` without its first line (see new_body)."""
+        if len(parts) > 2:
+            tail = body[body.index("\n") + 1:]
             self.tail_cache_chars += len(tail)
             if self.tail_cache_chars > CACHE_BYTES:
                 self.tail_cache.clear()
                 self.tail_cache_chars = len(tail)
-            self.tail_cache[tail] = tuple(chain.from_iterable(reversed(parts[depth:])))
+            self.tail_cache[tail] = tuple(chain.from_iterable(reversed(parts[1:])))
 
     def remember_block(self, body: str, sid: int) -> None:
         self.block_cache_chars += len(body)
@@ -625,7 +631,8 @@ class _Parser:
             if frames is not None:  # a sample without callchain: its only frame (A5)
                 self.in_sample = False
                 sid = self.stack_id([frames])
-                self.remember_block(rest, sid)
+                if not self.looks_like_event(rest):  # block_cache: only what reads as frames
+                    self.remember_block(rest, sid)
                 self.add(self.event_name(head[6]), head, sid, "")
                 return
         self.payload = rest.strip()
@@ -698,12 +705,18 @@ class _Parser:
             if frames is None:
                 return None
             frames = self.intern(frames)
+        if self.looks_like_event(line):
+            return frames  # never cached: inside a sample it reads as an event line
         self.frame_cache_chars += len(line)
         if self.frame_cache_chars > CACHE_BYTES:
             self.frame_cache.clear()
             self.frame_cache_chars = len(line)
         self.frame_cache[line] = frames
         return frames
+
+    def looks_like_event(self, line: str) -> bool:
+        """Whether the line machine, inside a sample, would read `line` as an event line."""
+        return ":" in line and self.match_event(line, True) is not None
 
     def intern(self, frames: tuple) -> tuple:
         """One Frame object per distinct frame (memory); notes DWARF inline frames."""
@@ -845,5 +858,7 @@ def _is_srcline(line: str) -> bool:
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
+    """ASCII, on one line: control characters (form feed, ...) escaped as well."""
     text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
     return text if len(text) <= limit else text[:limit] + "..."

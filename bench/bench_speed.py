@@ -1,0 +1,214 @@
+"""Parse throughput against FlameGraph, and `advise analyze perf.data` against `perf script`.
+
+    .venv/bin/python bench/bench_speed.py [--reps 5] [--mb 200] [--seconds 20]
+                                          [--perf-data FILE] [--baseline auto|perl|perf-report]
+
+1. Parse throughput of `perf script` text, on (a) the FlameGraph example repeated to ~200 MB
+   and (b) the text of a real 20 s system-wide recording made here (`perf record -a -g -F 999
+   -- sleep 20` while a Python busy loop and a loopback TCP ping-pong run). The baseline is
+   FlameGraph's stackcollapse-perf.pl (found on PATH or in $FLAMEGRAPH_DIR; never fetched).
+   Without it, `perf report --stdio` on the same perf.data stands in, and the output says so.
+2. End to end: `advise analyze perf.data --format json` against `perf script` (the same
+   command advisor runs) on the same file, both writing to /dev/null; then where the time of
+   one `advise analyze` goes, stage by stage, measured in one process.
+
+Each measurement runs in its own child process, repeated --reps times with the two sides of a
+ratio interleaved (the machine is shared: figures are min / median / max over repetitions,
+ratios are per repetition). Nothing is fetched; the temporary files are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+from benchlib import MB, PYTHON, REPO, spread  # noqa: E402
+
+PARSE_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from advisor.parse.perf_script import read  # imports (pandas via advisor/__init__) not timed
+path = sys.argv[1]
+t0 = time.perf_counter()
+with open(path, "rb") as f:
+    table = read(f, path)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "samples": table.samples,
+                  "rows": len(table)}}))
+"""
+
+# Stages of one `advise analyze perf.data --format json`, as advisor.cli runs them.
+STAGES_CHILD = r"""
+import json, sys, time
+t = [time.perf_counter()]
+sys.path.insert(0, {repo!r})
+import advisor                                    # pandas, numpy, networkx, the engine
+t.append(time.perf_counter())
+from advisor import cli
+from advisor.report import json_report
+from advisor.engine.rules import load_rules
+from advisor.evidence import Evidence
+t.append(time.perf_counter())
+from advisor.parse import perf_data
+path = sys.argv[1]
+table = perf_data.read(path)                      # perf script, parsed as it streams
+t.append(time.perf_counter())
+profile = advisor.Profile(table)
+t.append(time.perf_counter())
+rules = load_rules()
+t.append(time.perf_counter())
+evidence = Evidence(profile, None, None, {{}}, path, {{"system": "-", "counters": "-"}})
+result = advisor.analyze_evidence(evidence, rules)
+t.append(time.perf_counter())
+text = json_report.render(result.data)
+t.append(time.perf_counter())
+names = ["import advisor (pandas...)", "import cli, report, engine", "perf script + parse",
+         "Profile(table)", "load_rules()", "evaluate (analyze_evidence)", "render json"]
+print(json.dumps(dict(zip(names, (b - a for a, b in zip(t, t[1:]))))))
+"""
+
+
+def parse_child(path: Path) -> tuple[float, dict]:
+    run = benchlib.run_child([PYTHON, "-c", PARSE_CHILD.format(repo=str(REPO)), str(path)],
+                             capture=True)
+    return run.rss_mib, json.loads(run.stdout)
+
+
+def advise_command() -> list[str]:
+    script = Path(PYTHON).parent / "advise"
+    return [str(script)] if script.exists() else [PYTHON, "-m", "advisor.cli"]
+
+
+# ---------------------------------------------------------------------------------- parts
+def bench_parse(label: str, text: Path, perf_data: Path | None, baseline: str, perl: Path | None,
+                reps: int) -> None:
+    size = text.stat().st_size / MB
+    print(f"\n[parse] {label}: {text.name}, {size:.0f} MB")
+    ours, theirs, ratios, rss = [], [], [], []
+    info = {}
+    for _ in range(reps):
+        child_rss, info = parse_child(text)
+        ours.append(info["seconds"])
+        rss.append(child_rss)
+        if baseline == "perl":
+            base = benchlib.run_child(["perl", str(perl), str(text)])
+        elif perf_data is not None:
+            base = benchlib.run_child(["perf", "report", "--stdio", "-i", str(perf_data)],
+                                      env={"PAGER": "cat", "LC_ALL": "C"})
+        else:
+            base = None
+        if base is not None:
+            theirs.append(base.seconds)
+            ratios.append(base.seconds / info["seconds"])
+    print(f"  advisor perf_script.read : {spread([size / s for s in ours], '{:.1f}')} MB/s "
+          f"(min/median/max; {spread(ours, '{:.3f}')} s; {info['samples']} samples, "
+          f"{info['rows']} stack rows; peak RSS {spread(rss, '{:.0f}')} MiB)")
+    if baseline == "perl":
+        print(f"  stackcollapse-perf.pl    : {spread([size / s for s in theirs], '{:.1f}')} MB/s "
+              f"({spread(theirs, '{:.2f}')} s)")
+        print(f"  ratio perl time / advisor time: {spread(ratios)}  (target >= 5)")
+    elif theirs:
+        print(f"  perf report --stdio on the perf.data: {spread(theirs, '{:.2f}')} s "
+              f"(stackcollapse-perf.pl not found: perf report stands in; it reads perf.data, "
+              f"symbolises and aggregates, so this ratio is not the perl one)")
+        print(f"  ratio perf report time / advisor parse time: {spread(ratios)}")
+    else:
+        print("  no baseline for this input (stackcollapse-perf.pl not found, and there is no "
+              "perf.data for perf report); reference: the brief measured perl at ~16 MB/s")
+
+
+def bench_end_to_end(perf_data: Path, reps: int) -> None:
+    perf_cmd = benchlib.perf_script_command(perf_data)
+    advise = advise_command() + ["analyze", str(perf_data), "--format", "json"]
+    env = {"LC_ALL": "C", "PAGER": "cat"}
+    print(f"\n[end to end] {perf_data} ({perf_data.stat().st_size / MB:.1f} MB)")
+    perf_t, ours, ratios, rss = [], [], [], []
+    for _ in range(reps):
+        perf_t.append(benchlib.run_child(perf_cmd, env=env).seconds)
+        run = benchlib.run_child(advise)
+        ours.append(run.seconds)
+        rss.append(run.rss_mib)
+        ratios.append(run.seconds / perf_t[-1])
+    print(f"  perf {' '.join(perf_cmd[1:])} > /dev/null: {spread(perf_t)} s")
+    print(f"  advise analyze perf.data --format json > /dev/null: {spread(ours)} s "
+          f"(peak RSS {spread(rss, '{:.0f}')} MiB)")
+    print(f"  ratio advise / perf script: {spread(ratios)}  (target <= 1.15)")
+    stages = [json.loads(benchlib.run_child(
+        [PYTHON, "-c", STAGES_CHILD.format(repo=str(REPO)), str(perf_data)], capture=True).stdout)
+        for _ in range(reps)]
+    python_start = [benchlib.run_child([PYTHON, "-c", "pass"]).seconds for _ in range(reps)]
+    print("  where one advise analyze spends its time (median of the repetitions, seconds):")
+    print(f"    {'python start':30s} {statistics.median(python_start):6.3f}")
+    for name in stages[0]:
+        print(f"    {name:30s} {statistics.median(s[name] for s in stages):6.3f}")
+    print(f"    {'(perf script alone)':30s} {statistics.median(perf_t):6.3f}")
+
+
+# ---------------------------------------------------------------------------------- inputs
+def make_recording(directory: Path, seconds: float, attempts: int = 3) -> Path:
+    """A system-wide recording that `perf script` reads to the end (see README: BPF churn)."""
+    for attempt in range(1, attempts + 1):
+        perf_data = benchlib.record_system_wide(directory, seconds)
+        proc = subprocess.run(benchlib.perf_script_command(perf_data), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600,
+                              env={**os.environ, "LC_ALL": "C"})
+        if proc.returncode == 0:
+            return perf_data
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        print(f"  recording {attempt}: perf script failed on it ({reason}); recording again")
+    raise SystemExit("perf script cannot read the recordings made here; give one with --perf-data")
+
+
+def pick_baseline(choice: str) -> tuple[str, Path | None]:
+    perl = benchlib.find_stackcollapse()
+    if choice == "perl" and perl is None:
+        raise SystemExit("stackcollapse-perf.pl not found on PATH or in $FLAMEGRAPH_DIR")
+    if choice == "perf-report" or perl is None:
+        return "perf-report", None
+    return "perl", perl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5, help="repetitions of each measurement")
+    ap.add_argument("--mb", type=float, default=200, help="size of the repeated example in MB")
+    ap.add_argument("--seconds", type=float, default=20, help="length of the recording")
+    ap.add_argument("--perf-data", type=Path, help="use this recording instead of making one")
+    ap.add_argument("--baseline", choices=("auto", "perl", "perf-report"), default="auto")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    baseline, perl = pick_baseline(args.baseline)
+    print(f"baseline: {'stackcollapse-perf.pl at ' + str(perl) if perl else 'perf report --stdio'}"
+          f" ({'found' if perl else 'stackcollapse-perf.pl not found on PATH or $FLAMEGRAPH_DIR'})")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    directory = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    try:
+        example = benchlib.write_repeated(directory / "example-repeated.txt",
+                                          benchlib.example_bytes(), args.mb)
+        if args.perf_data:
+            perf_data = args.perf_data.resolve()
+        else:
+            print(f"recording {args.seconds:g} s system-wide under load ...", flush=True)
+            perf_data = make_recording(directory, args.seconds)
+        text = benchlib.write_perf_script(perf_data, directory / "recording.perf-script")
+        bench_parse("FlameGraph example repeated", example, None, baseline, perl, args.reps)
+        bench_parse("real recording", text, perf_data, baseline, perl, args.reps)
+        bench_end_to_end(perf_data, args.reps)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    finally:
+        if args.keep:
+            print(f"kept {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

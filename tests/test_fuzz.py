@@ -1,0 +1,531 @@
+"""Property tests (hypothesis): no input makes advisor crash; bad input is one clear line.
+
+Covered: the perf script, folded and format-sniffing readers (gzip included), the rule loader
+on mutated rule files, recording bundles with broken JSON, and `advise analyze` run as a
+subprocess. The only exception a reader may raise is advisor.errors.InputError, and its message
+is one line that names the file. Generated inputs start from realistic text (perf script
+samples, real rule files, a real bundle's system.json) and are then damaged, so that they get
+past the first checks. The file runs in well under a minute: each property has its own
+max_examples, deadlines are off (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from advisor.analysis import analyze_evidence, load
+from advisor.bundle import open_bundle
+from advisor.engine.rules import load_rules, parse_rule
+from advisor.errors import InputError
+from advisor.parse import detect, folded, perf_script
+from advisor.paths import rules_dir, samples_dir
+
+#: ADVISOR_FUZZ_SCALE=20 multiplies every max_examples (a deep run, minutes instead of seconds).
+SCALE = float(os.environ.get("ADVISOR_FUZZ_SCALE", "1"))
+FUZZ = settings(deadline=None, max_examples=int(150 * SCALE),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FEW = settings(FUZZ, max_examples=int(40 * SCALE))
+
+
+def assert_one_line_naming(exc: InputError, path) -> None:
+    """The message is a single line and names the file (the CLI prints it as is)."""
+    message = str(exc)
+    assert len(message.splitlines()) == 1, repr(message)
+    assert str(path) in message, (message, str(path))
+
+
+@contextmanager
+def only_input_errors(path):
+    """The block may succeed or raise InputError (one line, naming `path`); nothing else."""
+    try:
+        yield
+    except InputError as exc:
+        assert_one_line_naming(exc, path)
+
+
+# ------------------------------------------------------------------------ perf script text
+COMMS = ["nginx", "swapper", "java", "V8 WorkerThread", "Thread 2", "kworker/0:1H-kblockd",
+         "perf-exec", ":-1", "ñandú", "a  b", "1234", "x" * 15]
+EVENTS = ["cpu-clock:", "cpu-clock:ppp:", "cycles:u:", "instructions:", "sched:sched_switch:",
+          "probe_nginx:accept:", "task-clock:"]
+SYMBOLS = ["main", "tcp_sendmsg+0x1d", "nf_hook_slow", "[unknown]", "foo(int)+0x4",
+           "Lcom/x/Y;.run()V", "Interpreter", "A->B->C", "(anonymous namespace)::f", "",
+           "mix+0x1e", "bpf_prog_6deef7357e7b4530", "__x86_indirect_thunk_rax", "sym with space"]
+DSOS = ["[kernel.kallsyms]", "/usr/sbin/nginx", "/tmp/perf-123.map", "inlined", "[unknown]",
+        "/opt/burn (deleted)", "lib (x86) (deleted)", "/tmp/jitted-7-1.so", "", "[vdso]",
+        "/lib/modules/6.1/kernel/net/netfilter/nf_tables.ko", None]
+
+hexaddr = st.integers(0, 2**64 - 1).map(lambda n: f"{n:x}")
+
+
+@st.composite
+def event_lines(draw) -> str:
+    comm = draw(st.sampled_from(COMMS))
+    tid = draw(st.integers(-1, 99999))
+    pid = draw(st.one_of(st.none(), st.integers(-1, 99999)))
+    ids = f"{pid}/{tid}" if pid is not None else str(tid)
+    cpu = draw(st.one_of(st.none(), st.integers(0, 300).map(lambda c: f"[{c:03d}]")))
+    time = draw(st.one_of(st.none(), st.floats(0, 1e7, allow_nan=False).map(lambda t: f"{t:.6f}:")))
+    period = draw(st.one_of(st.none(), st.integers(0, 10**12).map(str)))
+    event = draw(st.sampled_from(EVENTS))
+    payload = draw(st.sampled_from(["", " ", " prev_comm=a prev_pid=1 ==> next_comm=b",
+                                    "\tffffffff81000001 main+0x1 ([kernel.kallsyms])"]))
+    fields = [comm.rjust(draw(st.integers(0, 16))), ids, cpu, time,
+              period if time else None, event]
+    sep = draw(st.sampled_from([" ", "  ", "\t", "    "]))
+    return sep.join(f for f in fields if f is not None) + payload
+
+
+@st.composite
+def frame_lines(draw) -> str:
+    indent = draw(st.sampled_from(["\t", "\t    ", "        ", "", " "]))
+    dso = draw(st.sampled_from(DSOS))
+    line = f"{indent}{draw(hexaddr)} {draw(st.sampled_from(SYMBOLS))}"
+    if dso is not None:
+        line += f" ({dso})"
+    return line
+
+
+@st.composite
+def samples(draw) -> str:
+    lines = [draw(event_lines())]
+    for _ in range(draw(st.integers(0, 6))):
+        lines.append(draw(frame_lines()))
+        if draw(st.integers(0, 9)) == 0:
+            lines.append("  " + draw(st.sampled_from(["burn.c:13", "libc.so.6[27b25]", "x"])))
+    return "\n".join(lines) + draw(st.sampled_from(["\n\n", "\n", "\n\n\n", "\n \n"]))
+
+
+# Bytes that break parsers: line ends, separators, parentheses, NUL, invalid UTF-8, digits.
+NASTY = st.sampled_from([b"\n", b"\n\n", b" ", b"\t", b":", b"(", b")", b"[", b"]", b"/", b"\x00",
+                         b"\xff\xfe", b"\xc3", b"\r\n", b"#", b"0x", b"+0x1f", b"->", b"1.5:",
+                         b"\x0c", b"\xe2\x80\xa8", "١٢".encode()])
+
+
+@st.composite
+def damaged(draw, text: bytes) -> bytes:
+    """`text` with a few slices deleted, duplicated or replaced by nasty bytes."""
+    data = bytearray(text)
+    for _ in range(draw(st.integers(0, 4))):
+        if not data:
+            break
+        at = draw(st.integers(0, len(data)))
+        span = draw(st.integers(0, 40))
+        op = draw(st.sampled_from(["delete", "insert", "duplicate", "truncate"]))
+        if op == "delete":
+            del data[at:at + span]
+        elif op == "insert":
+            data[at:at] = draw(NASTY) * draw(st.integers(1, 3))
+        elif op == "duplicate":
+            data[at:at] = data[at:at + span]
+        else:
+            del data[at:]
+    return bytes(data)
+
+
+perf_script_texts = st.lists(samples(), min_size=0, max_size=12).map(
+    lambda items: "".join(items).encode("utf-8", "surrogateescape")).flatmap(damaged)
+
+
+class Pieces(io.RawIOBase):
+    """A stream that returns at most the next of `sizes` bytes per read, like a pipe."""
+
+    def __init__(self, data: bytes, sizes: list[int]):
+        self.data, self.sizes, self.at, self.turn = data, sizes, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        size = self.sizes[self.turn % len(self.sizes)]
+        self.turn += 1
+        if n is not None and n >= 0:
+            size = min(size, n)
+        piece = self.data[self.at:self.at + size]
+        self.at += len(piece)
+        return piece
+
+    read = read1
+
+
+def outcome(read) -> tuple:
+    """What a parse produced, comparable between two runs."""
+    try:
+        table = read()
+    except InputError as exc:
+        return ("error", str(exc))
+    return ("ok", table.rows, table.events, table.has_period, table.time_first, table.time_last,
+            table.warnings)
+
+
+@FUZZ
+@given(perf_script_texts)
+def test_perf_script_reader_never_crashes(data):
+    with only_input_errors("fuzz.txt"):
+        table = perf_script.read(io.BytesIO(data), "fuzz.txt")
+        for event, (count, weight) in table.events.items():
+            rows = [v for k, v in table.rows.items() if k.event == event]
+            assert count == sum(c for c, _ in rows) and weight == sum(w for _, w in rows)
+            assert count > 0 and weight >= count
+        assert all(len(w.splitlines()) == 1 and w.startswith("fuzz.txt:") for w in table.warnings)
+
+
+@FUZZ
+@given(perf_script_texts, st.lists(st.integers(1, 300), min_size=1, max_size=8))
+def test_perf_script_result_does_not_depend_on_how_the_stream_is_cut(data, sizes):
+    """A pipe returns pieces of any size: the parse must not depend on where they end."""
+    whole = outcome(lambda: perf_script.read(io.BytesIO(data), "cut.txt"))
+    cut = outcome(lambda: perf_script.read(Pieces(data, sizes), "cut.txt"))
+    assert cut == whole
+
+
+@FEW
+@given(perf_script_texts)
+def test_per_sample_iteration_agrees_with_the_aggregate(data):
+    whole = outcome(lambda: perf_script.read(io.BytesIO(data), "it.txt"))
+    try:
+        items = list(perf_script.iter_samples(io.BytesIO(data), "it.txt"))
+    except InputError as exc:
+        assert whole == ("error", str(exc))
+        return
+    assert whole[0] == "ok" and len(items) == sum(c for c, _ in whole[2].values())
+
+
+def test_megabyte_lines_are_skipped_or_parsed_without_crash():
+    """A 3 MB line inside a sample and a 17 MB one (above MAX_LINE) between samples."""
+    sample = b"nginx 1/1 [000] 1.000001: 1 cpu-clock:\n\tffffffff81000001 main+0x1 ([kernel.kallsyms])\n\n"
+    for junk in (b"x" * (3 << 20), b"\tffff " + b"y" * (17 << 20)):
+        data = sample + junk + b"\n" + sample + sample
+        with only_input_errors("long.txt"):
+            table = perf_script.read(io.BytesIO(data), "long.txt")
+            assert table.samples >= 2
+
+
+# ------------------------------------------------------------------------ folded stacks
+folded_lines = st.tuples(
+    st.sampled_from(COMMS), st.lists(st.sampled_from(SYMBOLS + ["f_[k]", "g_[j]", "h_[i]"]),
+                                     max_size=5),
+    st.integers(0, 10**15)).map(lambda t: ";".join([t[0], *t[1]]) + f" {t[2]}")
+folded_texts = st.lists(folded_lines, max_size=10).map(
+    lambda lines: ("\n".join(lines) + "\n").encode()).flatmap(damaged)
+
+
+@FUZZ
+@given(folded_texts)
+def test_folded_reader_never_crashes(data):
+    with only_input_errors("fuzz.folded"):
+        table = folded.read(io.BytesIO(data), "fuzz.folded")
+        assert all(k.pid == k.tid == k.cpu == -1 for k in table.rows)
+
+
+# ------------------------------------------------------------------------ files, sniffing, gzip
+def wrap_file(data: bytes, how: str) -> bytes:
+    if how == "plain":
+        return data
+    packed = gzip.compress(data)
+    if how == "gzip":
+        return packed
+    if how == "truncated gzip":
+        return packed[:max(2, len(packed) // 2)]
+    if how == "gzip magic only":
+        return b"\x1f\x8b" + data
+    if how == "perf.data magic":  # perf script is run on it and refuses it
+        return b"PERFILE2" + data
+    raise AssertionError(how)
+
+
+@FEW
+@given(st.one_of(perf_script_texts, folded_texts, st.binary(max_size=300)),
+       st.sampled_from(["plain", "gzip", "truncated gzip", "gzip magic only"]),
+       st.sampled_from(["samples.txt", "samples.gz", "perf.folded"]))
+def test_read_samples_never_crashes_whatever_the_wrapping(data, how, name):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(wrap_file(data, how))
+        with only_input_errors(path):
+            detect.read_samples(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 1000, b"PERFILE2" + b"\x00" * 64,
+                                     gzip.compress(b"PERFILE2" + b"\x00" * 64), b"\n\n\n",
+                                     b"# only a comment\n", gzip.compress(b"")])
+def test_read_samples_on_degenerate_files(tmp_path, content):
+    path = tmp_path / "degenerate.data"
+    path.write_bytes(content)
+    with only_input_errors(path):
+        detect.read_samples(path)
+
+
+# ------------------------------------------------------------------------ rule files
+RULE_FILES = sorted(rules_dir().glob("*.toml"))
+VALUES = st.recursive(
+    st.one_of(st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+              st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(["path", "test", "says", "x"]), inner,
+                                            max_size=3)),
+    max_leaves=6)
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return {"inf": "inf", "-inf": "-inf", "nan": "nan"}.get(repr(v), repr(v))
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(v)
+
+
+def toml_dumps(doc: dict) -> str:
+    """Enough TOML for rule files: top-level keys, then one table per dict."""
+    lines = [f"{json.dumps(k)} = {toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            lines.append(f"[{json.dumps(k)}]")
+            lines += [f"{json.dumps(k2)} = {toml_value(v2)}" for k2, v2 in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def mutated_rules(draw) -> tuple[str, str]:
+    path = draw(st.sampled_from(RULE_FILES))
+    doc = tomllib.loads(path.read_text())
+    for _ in range(draw(st.integers(1, 3))):
+        tables = [doc] + [v for v in doc.values() if isinstance(v, dict)]
+        table = draw(st.sampled_from(tables))
+        op = draw(st.sampled_from(["delete", "retype", "insert"]))
+        if op != "insert" and table:
+            key = draw(st.sampled_from(sorted(table)))
+            if op == "delete":
+                del table[key]
+            else:
+                table[key] = draw(VALUES)
+        else:
+            table[draw(st.sampled_from(["extra", "symbols", "model", "removable", "id", "x"]))] = \
+                draw(VALUES)
+    return str(path), toml_dumps(doc)
+
+
+@FUZZ
+@given(mutated_rules())
+def test_rule_loader_on_mutated_fields(rule):
+    path, text = rule
+    with only_input_errors(path):
+        parse_rule(text, path)
+
+
+@FUZZ
+@given(st.sampled_from(RULE_FILES).flatmap(
+    lambda p: st.tuples(st.just(str(p)), damaged(p.read_bytes()))))
+def test_rule_loader_on_damaged_text(rule):
+    path, data = rule
+    text = data.decode("utf-8", "replace")
+    with only_input_errors(path):
+        parse_rule(text, path)
+
+
+def test_unmutated_rules_still_load():
+    """The serializer used above is faithful: every real rule survives a round trip."""
+    for path in RULE_FILES:
+        parse_rule(toml_dumps(tomllib.loads(path.read_text())), str(path))
+
+
+# ------------------------------------------------------------------------ recording bundles
+SAMPLE = b"".join(
+    f"nginx 7/7 [00{cpu}] {100 + i / 1000:.6f}: 1000000 cpu-clock:\n"
+    f"\tffffffff81000001 {'nf_hook_slow' if i % 3 else 'tcp_recvmsg'}+0x1 ([kernel.kallsyms])\n"
+    f"\t7f0000000001 main+0x1 (/usr/sbin/nginx)\n\n".encode()
+    for cpu in (0, 1) for i in range(60))
+SYSTEM = json.loads((samples_dir() / "netfilter" / "system.json").read_text())
+SYSTEM["mitigations"].update(meltdown="Mitigation: PTI", mds="Mitigation: Clear CPU buffers")
+META = json.loads((samples_dir() / "netfilter" / "meta.json").read_text())
+COUNTERS = {"duration_s": 5,
+            "syscalls": {"per_sec": 1000.0, "by_name": {"read": 10, "sendto": 5}, "source": "bpf"},
+            "sched": {"migrations_per_sec": 1.0, "context_switches_per_sec": 2.0},
+            "softirqs": {"NET_RX": {"per_cpu_usecs": [1, 2], "per_sec": 3.0}},
+            "hardirqs": {"per_sec": 1.0, "by_name": {"virtio0": 1}},
+            "runqlat_usecs": {"p50": 1, "p99": 2}, "locks": {"contention_per_sec": 1.0},
+            "rx_cpu_matches_worker": True}
+RULES = load_rules()
+
+
+def json_paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from json_paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node[:2]):
+            yield from json_paths(v, prefix + (i,))
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64), st.floats(allow_nan=False),
+              st.text(max_size=8), st.sampled_from(["nan", "inf", "-1", "1e400", "Mitigation: PTI",
+                                                    "noqueue", "x"]),
+              st.just({"error": "probe failed"})),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=5)
+
+
+@st.composite
+def json_documents(draw, base: dict) -> bytes:
+    """`base` with values of the wrong type at random places, or broken JSON text."""
+    kind = draw(st.sampled_from(["retyped"] * 6 + ["truncated", "not utf-8", "nul", "empty",
+                                                   "not an object", "huge string"]))
+    doc = json.loads(json.dumps(base))
+    if kind == "retyped":
+        paths = [p for p in json_paths(doc) if p]
+        depth = draw(st.integers(1, 4))  # shallow places first: that is where code looks
+        paths = [p for p in paths if len(p) == depth] or paths
+        for _ in range(draw(st.integers(1, 3))):
+            path = draw(st.sampled_from(paths))
+            if not path:
+                continue
+            node = doc
+            try:
+                for p in path[:-1]:
+                    node = node[p]
+                node[path[-1]] = draw(JSON_VALUES)
+            except (KeyError, IndexError, TypeError):
+                pass  # an earlier change removed that place
+        return json.dumps(doc).encode()
+    text = json.dumps(doc, indent=1).encode()
+    if kind == "truncated":
+        return text[:draw(st.integers(0, len(text) - 1))]
+    if kind == "not utf-8":
+        at = draw(st.integers(0, len(text)))
+        return text[:at] + b"\xff\xc3(" + text[at:]
+    if kind == "nul":
+        at = draw(st.integers(0, len(text)))
+        return text[:at] + b"\x00" + text[at:]
+    if kind == "empty":
+        return b""
+    if kind == "not an object":
+        return json.dumps(draw(JSON_VALUES)).encode()
+    return json.dumps({**doc, "host": "h" * (3 << 20)}).encode()
+
+
+@st.composite
+def bundles(draw) -> dict[str, bytes | None]:
+    """A bundle with one damaged part (JSON file or samples); the others valid or absent."""
+    parts = {"meta.json": json.dumps(META).encode(), "system.json": json.dumps(SYSTEM).encode(),
+             "counters.json": json.dumps(COUNTERS).encode(), "perf.script": SAMPLE}
+    for name in ("meta.json", "system.json", "counters.json"):
+        if draw(st.integers(0, 3)) == 0:
+            parts[name] = None
+    damaged_part = draw(st.sampled_from(["system.json", "system.json", "counters.json",
+                                         "counters.json", "meta.json", "samples"]))
+    if damaged_part == "samples":
+        del parts["perf.script"]
+        kind = draw(st.sampled_from(["gz", "folded", "gz not gzip", "gz truncated"]))
+        if kind == "gz":
+            parts["perf.script.gz"] = gzip.compress(SAMPLE)
+        elif kind == "folded":
+            parts["perf.folded"] = b"nginx;main;nf_hook_slow 30\nswapper;do_idle;default_idle 10\n"
+        elif kind == "gz not gzip":
+            parts["perf.script.gz"] = SAMPLE
+        else:
+            parts["perf.script.gz"] = gzip.compress(SAMPLE)[:200]
+    else:
+        base = {"meta.json": META, "system.json": SYSTEM, "counters.json": COUNTERS}[damaged_part]
+        parts[damaged_part] = draw(json_documents(base))
+    return parts
+
+
+@FEW
+@given(bundles())
+def test_bundle_with_broken_parts_never_crashes(parts):
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "bundle"
+        directory.mkdir()
+        for name, data in parts.items():
+            if data is not None:
+                (directory / name).write_bytes(data)
+        try:
+            analyze_evidence(load(directory), RULES)
+        except InputError as exc:
+            assert len(str(exc).splitlines()) == 1, str(exc)
+            assert str(directory) in str(exc), str(exc)
+
+
+def test_empty_bundle_directory_names_it(tmp_path):
+    with pytest.raises(InputError) as err:
+        open_bundle(tmp_path)
+    assert_one_line_naming(err.value, tmp_path)
+
+
+# ------------------------------------------------------------------------ the command line
+def advise(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "advisor.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={**os.environ, "ADVISOR_DEBUG": ""})
+
+
+def make_bad(tmp: Path, kind: str) -> tuple[Path, str | None]:
+    """A bad input and the `file:line` its error must name (None: the file alone)."""
+    if kind == "junk text":
+        path = tmp / "junk.txt"
+        path.write_bytes(b"# header\nhello world\nthis is not perf output\n")
+        return path, f"{path}:2"
+    if kind == "truncated gzip":
+        path = tmp / "rec.script.gz"
+        path.write_bytes(gzip.compress(SAMPLE * 20)[:300])
+        return path, None
+    if kind == "bad folded line":
+        path = tmp / "stacks.folded"
+        path.write_bytes(b"nginx;main 3\nnginx;main 4\nnginx;main x\n")
+        return path, f"{path}:3"
+    if kind == "nul bytes":
+        path = tmp / "zeros.txt"
+        path.write_bytes(b"\x00" * 4096)
+        return path, None
+    bundle = tmp / "bundle"
+    bundle.mkdir()
+    (bundle / "perf.script").write_bytes(SAMPLE)
+    if kind == "meta not json":
+        (bundle / "meta.json").write_bytes(b'{"cpus": 2,\n "host": "x",\n oops}\n')
+        return bundle / "meta.json", f"{bundle / 'meta.json'}:3"
+    if kind == "system not utf-8":
+        (bundle / "system.json").write_bytes(b'{"kernel": "\xff\xfe"}')
+        return bundle / "system.json", None
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["junk text", "truncated gzip", "bad folded line", "nul bytes",
+                                  "meta not json", "system not utf-8"])
+def test_cli_bad_input_is_exit_2_one_line_and_no_output_file(tmp_path, kind):
+    bad, where = make_bad(tmp_path, kind)
+    target = bad.parent if bad.name.endswith(".json") else bad
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = advise("analyze", target, "--format", "json", "--output", out_dir / "report.json",
+                  cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("advise: ") and str(bad) in lines[0], lines[0]
+    if where:
+        assert where + ":" in lines[0], lines[0]
+    assert proc.stdout == ""
+    assert list(out_dir.iterdir()) == []  # neither the report nor a temporary file

@@ -1,0 +1,63 @@
+"""advise lab: the verdict logic, and a short real lab (baseline + netfilter) end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from advisor.lab.verify import ScenarioResult, pairwise_gain, verdict
+
+FIELDS = {"scenario", "expected_rule", "top_rule", "estimated_gain_pct", "gain_low_pct", "gain_high_pct",
+          "measured_gain_pct", "measured_spread_pct", "verdict"}
+
+
+def test_pairwise_gain_is_the_median_of_adjacent_ratios():
+    gains, median, spread = pairwise_gain([100, 100, 50, 100], [110, 120, 60, 130])
+    assert gains == pytest.approx([10, 20, 20, 30])
+    assert median == pytest.approx(20)
+    assert spread > 0
+    # a slow drift that hits both arms of each pair cancels out
+    drift = [100 * (1 + i / 10) for i in range(8)]
+    assert pairwise_gain(drift, [x * 1.2 for x in drift])[1] == pytest.approx(20)
+
+
+def _res(**kw):
+    base = dict(scenario="netfilter", expected_rule="netfilter", top_rule="netfilter", estimated_gain_pct=20,
+                gain_low_pct=15, gain_high_pct=25, measured_gain_pct=22, measured_spread_pct=3)
+    base.update(kw)
+    return ScenarioResult(**base)
+
+
+def test_verdicts():
+    assert verdict(_res(), [])[0] == "ok"
+    assert verdict(_res(measured_gain_pct=28, measured_spread_pct=4), [])[0] == "ok-within-noise"
+    assert verdict(_res(measured_gain_pct=60), [])[0] == "measured-above-range"
+    assert verdict(_res(measured_gain_pct=2), [])[0] == "measured-below-range"
+    assert verdict(_res(top_rule="gro", expected_rank=3), [])[0] == "wrong-rule"
+    base = _res(scenario="baseline", expected_rule=None)
+    assert verdict(base, [{"rule": "x", "tier": "medium"}])[0] == "ok"
+    assert verdict(base, [{"rule": "x", "tier": "high"}])[0] == "high-tier-on-baseline"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (network namespaces)")
+@pytest.mark.slow
+def test_short_lab_baseline_and_netfilter(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "advisor.cli", "lab", "baseline", "netfilter", "--pairs", "3",
+                           "--round-seconds", "1", "--collect-seconds", "2", "--json", "--record", str(tmp_path)],
+                          capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["scenario"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) == {"baseline", "netfilter"}
+    for row in rows.values():
+        assert FIELDS <= set(row)
+    assert rows["baseline"]["verdict"] == "ok"
+    nf = rows["netfilter"]
+    assert nf["top_rule"] == "netfilter" and nf["estimated_gain_pct"] > 5
+    assert nf["measured_gain_pct"] > 0  # hundreds of rules + conntrack cost far more than the noise
+    meta = json.loads((tmp_path / "netfilter" / "meta.json").read_text())
+    assert meta["scenario"] == "netfilter" and len(meta["measured"]["gain_pct_paired"]) == 3
+    # nothing of the testbed is left behind
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "advlab-" not in netns
