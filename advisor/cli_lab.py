@@ -29,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--allow-global", action="store_true",
                    help="allow scenarios that change settings global to the machine (restored afterwards)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario")
+    p.add_argument("--prefix", default="advlab", help="network namespace name prefix (default advlab)")
     p.set_defaults(func=cmd_lab)
 
 
@@ -56,7 +57,7 @@ def cmd_lab(args) -> int:
         raise UsageError("--pairs, --round-seconds and --collect-seconds must be positive")
     settings = LabSettings(pairs=args.pairs, round_seconds=args.round_seconds, collect_seconds=args.collect_seconds,
                            frequency=args.frequency, connections=args.connections, threads=args.threads,
-                           record=args.record, allow_global=args.allow_global)
+                           record=args.record, allow_global=args.allow_global, prefix=args.prefix)
     err = Console(stderr=True)
 
     def progress(res):

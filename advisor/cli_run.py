@@ -20,7 +20,7 @@ MAX_FREQUENCY = 10000
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="collect on this box (perf, BPF counters, system state) and "
+    p = subparsers.add_parser("run", help="collect on this box (perf, kernel counters, system state) and "
                               "rank the remedies")
     p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="S",
                    help=f"seconds of collection (default {DEFAULT_DURATION_S:g})")
@@ -36,6 +36,11 @@ def register(subparsers) -> None:
                    "no --comm/--pid is given")
     p.add_argument("--during", metavar="CMD", help="load command run for the window (split like a shell "
                    "would, never run by one); wrk's Requests/sec goes in the report")
+    p.add_argument("--bpf", nargs="?", const=True, default=False, metavar="WHAT",
+                   help="also run the BPF and tracepoint counters (syscalls by name, softirq time per CPU, "
+                        "perf stat rates; a comma list of syscalls,softirq-time,tracepoints,runqlat, or all). "
+                        "They cost real throughput while they run (see bench/bench_overhead.py); without "
+                        "--bpf the counters come from /proc only, at no measurable cost")
     p.add_argument("--save", type=Path, metavar="DIR", help="also write the recording bundle to DIR "
                    "(atomically), for `advise analyze DIR`")
     p.add_argument("--format", choices=FORMATS, default="terminal")
@@ -53,6 +58,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
     result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,
                  netns=args.netns, during=args.during, save=args.save, progress=True,
-                 rules_dir=args.rules)
+                 rules_dir=args.rules, bpf=args.bpf)
     render_result(result, args.format, args.output)
     return gate(result.data, args.fail_on_gain)

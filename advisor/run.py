@@ -22,18 +22,20 @@ DEFAULT_DURATION_S = 10.0
 def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY, comm: str | None = None,
         pid: int | None = None, netns: str | None = None, during: str | None = None,
         save: str | Path | None = None, progress: bool = True,
-        rules_dir: str | Path | None = None) -> Result:
-    """Sample every CPU (or `pid`) for `duration` seconds with perf, count with BPF, probe the
-    system, and rank the remedies.
+        rules_dir: str | Path | None = None, bpf: bool | str = False) -> Result:
+    """Sample every CPU (or `pid`) for `duration` seconds with perf, read the kernel's counters,
+    probe the system, and rank the remedies.
 
     comm / pid: the target process(es) whose state and syscalls are read; netns: read the
     network-namespace probes (firewall, qdiscs, devices) inside that namespace; during: a load
     command run for the window (its throughput goes in the report); save: also write the
-    recording bundle to that directory.
+    recording bundle to that directory; bpf: also run the BPF/tracepoint counters (True, or a
+    comma list of syscalls, softirq-time, tracepoints, runqlat, or "all"), which cost real
+    throughput; by default the counters come from /proc only.
     """
     rules = load_rules(Path(rules_dir) if rules_dir else None)
     recording = record(duration, frequency, comm=comm, pid=pid, netns=netns, during=during, save=save,
-                       rules=rules, progress=progress)
+                       rules=rules, progress=progress, bpf=bpf)
     profile = Profile(recording.table)
     evidence = Evidence(profile, recording.system, recording.counters, recording.meta,
                         recording.table.source, recording.missing)

@@ -205,12 +205,13 @@ def _children(pid: int) -> list[tuple[int, str]]:
 
 
 @pytest.mark.slow
-def test_record_writes_a_bundle(tmp_path):
-    """A 1-second recording of the baseline: meta.json per docs/DESIGN.md, samples of nginx, system.json."""
+def test_lab_record_writes_a_bundle(tmp_path):
+    """`advise lab --record`: a bundle per docs/DESIGN.md with samples of nginx, system state and the measurement."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-m", "advisor.lab.record", str(tmp_path), "baseline", "--duration", "1",
-                           "--frequency", "99", "--rounds", "1", "--round-seconds", "1", "--prefix", "advt7"],
-                          capture_output=True, text=True, timeout=60, cwd=repo, env={**os.environ, "PYTHONPATH": repo})
+    done = subprocess.run([sys.executable, "-m", "advisor.cli", "lab", "baseline", "--record", str(tmp_path),
+                           "--collect-seconds", "1", "--frequency", "99", "--pairs", "1", "--round-seconds", "1",
+                           "--prefix", "advt7", "--json"],
+                          capture_output=True, text=True, timeout=120, cwd=repo, env={**os.environ, "PYTHONPATH": repo})
     assert done.returncode == 0, done.stderr
     bundle = tmp_path / "baseline"
     meta = json.loads((bundle / "meta.json").read_text())
@@ -223,29 +224,29 @@ def test_record_writes_a_bundle(tmp_path):
     text = gzip.open(bundle / "perf.script.gz", "rt", errors="replace").read()
     assert "cpu-clock" in text and "\nnginx " in text
     system = json.loads((bundle / "system.json").read_text())
-    assert system["lab"]["scenario"] == "baseline" and "kernel" in system
+    assert "kernel" in system and system.get("netns") == "advt7-srv"
     assert not {"advt7-srv", "advt7-cli"} & namespaces()
 
 
 @pytest.mark.slow
-def test_record_interrupted_leaves_no_perf_and_no_namespace(tmp_path):
-    """Ctrl-C while perf is sampling: perf is stopped, the testbed torn down, nothing written."""
+def test_lab_interrupted_leaves_no_perf_and_no_namespace(tmp_path):
+    """Ctrl-C while perf is sampling: perf is stopped, the testbed torn down, no bundle written."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "-m", "advisor.lab.record", str(tmp_path), "baseline", "--duration", "10",
-                             "--frequency", "99", "--prefix", "advt8"],
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "lab", "baseline", "--record", str(tmp_path),
+                             "--collect-seconds", "10", "--frequency", "99", "--prefix", "advt8"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo,
                             env={**os.environ, "PYTHONPATH": repo})
     try:
         perf = []
         for _ in range(150):  # up to 15 s for the testbed, the warm-up and perf to start
-            perf = [pid for pid, comm in _children(proc.pid) if comm == "perf"]
+            perf = [pid for pid, comm in _descendants(proc.pid) if comm == "perf"]
             if perf:
                 break
             time.sleep(0.1)
         assert perf, "perf never started"
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -254,3 +255,12 @@ def test_record_interrupted_leaves_no_perf_and_no_namespace(tmp_path):
     assert not alive(perf[0])
     assert not {"advt8-srv", "advt8-cli"} & namespaces()
     assert not (tmp_path / "baseline" / "meta.json").exists()
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    found, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        found.extend(kids)
+        todo.extend(k for k, _ in kids)
+    return found

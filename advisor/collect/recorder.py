@@ -1,7 +1,8 @@
 """Collect everything the rules need in one window, and write it as a recording bundle.
 
 One window, three collectors at once: `perf record` (the main thread watches it and draws the
-countdown), the BPF/tracepoint counters (`collect_counters`, in a thread) and, when asked, a load
+countdown), the kernel counters (`collect_counters`, in a thread: /proc, plus BPF and tracepoints
+with `bpf`) and, when asked, a load
 command (`--during`). The read-only system probes run right after the window, while the target
 still runs, then `perf script` is streamed into the parser (and, with `save`, into the bundle's
 perf.script.gz).
@@ -213,8 +214,8 @@ def _last_line(text: str) -> str:
 class CountersThread:
     """collect_counters() for the window, in a daemon thread; never raises into the caller."""
 
-    def __init__(self, duration_s: float, pids: list[int], comm: str | None):
-        self.args = (duration_s, pids or None, comm)
+    def __init__(self, duration_s: float, pids: list[int], comm: str | None, bpf=False):
+        self.args = (duration_s, pids or None, comm, bpf)
         self.counters: dict | None = None
         self.statuses: dict = {}
         self.error: str | None = None
@@ -340,8 +341,11 @@ def _progress(enabled: bool, duration_s: float, what: str):
 def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, comm: str | None = None,
            pid: int | None = None, netns: str | None = None, during: str | None = None,
            save: str | Path | None = None, rules: list | None = None,
-           progress: bool = True) -> Recording:
-    """Collect one window and return the bundle in memory (also written to `save` when given)."""
+           progress: bool = True, bpf: bool | str = False) -> Recording:
+    """Collect one window and return the bundle in memory (also written to `save` when given).
+
+    bpf: also run the BPF/tracepoint counters (see counters.bpf_selection); /proc only by default.
+    """
     from ..engine import kallsyms
     from ..engine.rules import load_rules
     from .system import collect_system_state
@@ -354,6 +358,9 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
     if comm is not None and pid is not None:
         raise UsageError("--comm and --pid: give one target, not both")
     check_netns(netns)
+    from .counters import bpf_selection
+
+    bpf_selection(bpf)  # an unknown choice is a UsageError before anything starts
     save = Path(save) if save is not None else None
     if save is not None:
         check_save_target(save)
@@ -374,7 +381,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
 
         with no_child_left() as sweep:
-            counters_job = CountersThread(duration_s, pids, comm)
+            counters_job = CountersThread(duration_s, pids, comm, bpf)
             if load:
                 load.start()
                 cleanup.callback(load.stop)
