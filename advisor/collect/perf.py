@@ -116,9 +116,11 @@ class PerfRecord:
     perf if it still runs, so no perf process outlives the block.
     """
 
-    def __init__(self, argv: list[str], stderr_path: str):
+    def __init__(self, argv: list[str], stderr_path: str, target_pid: int | None = None):
         self.argv = argv
         self.stderr_path = stderr_path
+        self.target_pid = target_pid
+        self.target_exited_at: float | None = None  # seconds into the window, when -p PID exited
         self.proc: subprocess.Popen | None = None
         self.started = self.ended = 0.0
         self.stopped_by_us = False
@@ -143,6 +145,9 @@ class PerfRecord:
         deadline = self.started + timeout_s
         while self.running():
             now = time.monotonic()
+            if self.target_pid is not None and self.target_exited_at is None \
+                    and not process_alive(self.target_pid):
+                self.target_exited_at = now - self.started
             if now >= deadline:
                 self.stop()
                 break
@@ -177,6 +182,13 @@ class PerfRecord:
         code = self.proc.returncode if self.proc else None
         if code in (0, None) or (self.stopped_by_us and code in (-signal.SIGINT, 130)):
             return
+        if self.target_pid is not None and not process_alive(self.target_pid) \
+                and code in (-signal.SIGTERM, 143):
+            # perf ends its workload with SIGTERM when the -p target exits, then reports that
+            # signal as its own: the recording up to the exit is valid (a partial window).
+            if self.target_exited_at is None:
+                self.target_exited_at = self.elapsed_s
+            return
         raise EnvironmentProblem(f"perf record failed ({_exit_text(code)}): {self.message() or 'no message'}")
 
     def message(self) -> str:
@@ -186,11 +198,22 @@ class PerfRecord:
                 text = handle.read(65536).decode("utf-8", "replace")
         except OSError:
             return ""
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith(("[ perf record:", "Warning:")) and set(line) != {"#"}:
-                return line
-        return ""
+        lines = [line.strip() for line in text.splitlines()]
+        lines = [line for line in lines
+                 if line and not line.startswith(("[ perf record:", "Warning:")) and set(line) != {"#"}]
+        if lines and lines[0].rstrip(":") == "Error" and len(lines) > 1:
+            return lines[1]  # perf prints 'Error:' alone, then the reason
+        return lines[0] if lines else ""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def _exit_text(code: int) -> str:

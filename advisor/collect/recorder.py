@@ -386,7 +386,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 load.start()
                 cleanup.callback(load.stop)
             counters_job.start()
-            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr")) as recorder, bar:
+            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr"), pid) as recorder, bar:
                 recorder.wait(duration_s + perf_mod.START_TIMEOUT_S,
                               tick=lambda t: bar.update(task, completed=min(t, duration_s),
                                                         left=f"{max(0.0, duration_s - t):.0f} s left"))
@@ -468,6 +468,8 @@ def _perf_status(recorder: perf_mod.PerfRecord, table: StackTable, frequency: in
               f"in {recorder.elapsed_s:.1f} s")
     if recorder.stopped_by_us:
         detail += " (stopped: it did not end by itself)"
+    if recorder.target_exited_at is not None:
+        detail += f"; partial: process {pid} exited {recorder.target_exited_at:.1f} s into the window"
     if samples == 0:
         return {"status": "failed", "detail": detail + "; no samples"}
     return {"status": "ok", "detail": detail}

@@ -1,0 +1,71 @@
+"""Faults during collection, caused for real: each gives one clear line or a partial result that
+says what is missing, and leaves no process behind."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"), None) if (REPO / ".venv").exists() else None
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create the faults")
+
+
+def advise(*args, prefix=(), env=None, timeout=90):
+    return subprocess.run([*prefix, sys.executable, "-m", "advisor.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.mark.skipif(not (shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON) and SITE),
+                    reason="needs setpriv, Debian's python3 and the project venv")
+def test_not_root_is_exit_3_with_one_line(tmp_path):
+    """As user nobody (the venv's interpreter lives under /root, so Debian's python3 of the same
+    version runs the package with the venv's site-packages)."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": f"{REPO}:{SITE}"}
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", SYSTEM_PYTHON, "-m",
+                           "advisor.cli", "run", "--duration", "1"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 3
+    assert "must run as root" in one_line(proc.stderr)
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
+def test_root_without_perf_capabilities_and_strict_paranoid_is_exit_3():
+    """Root inside a container: CAP_SYS_ADMIN and CAP_PERFMON dropped, perf_event_paranoid > 0."""
+    paranoid = int(Path("/proc/sys/kernel/perf_event_paranoid").read_text())
+    if paranoid <= 0:
+        pytest.skip("perf_event_paranoid allows everything here; not changing a global setting")
+    proc = advise("run", "--duration", "1",
+                  prefix=["setpriv", "--bounding-set=-sys_admin,-perfmon", "--inh-caps=-sys_admin,-perfmon"])
+    assert proc.returncode == 3
+    line = one_line(proc.stderr)
+    assert f"perf_event_paranoid is {paranoid}" in line and "CAP_PERFMON" in line
+
+
+def test_target_exiting_mid_run_gives_a_partial_result():
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<6: pass"])
+    try:
+        time.sleep(0.2)
+        proc = advise("run", "--pid", busy.pid, "--duration", "12", "--format", "json")
+    finally:
+        busy.kill()
+        busy.wait()
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    perf = data["collectors"]["perf"]
+    assert perf["status"] == "ok" and f"process {busy.pid} exited" in perf["detail"]
+    assert data["profile"]["samples"] > 0
+    assert subprocess.run(["pgrep", "-x", "perf"], capture_output=True).returncode == 1
