@@ -189,6 +189,8 @@ def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[Scenar
         pathologies.make(name)  # unknown names fail before any work
         if name in GLOBAL_SCENARIOS and not s.allow_global:
             raise ValueError(f"scenario {name!r} changes {GLOBAL_SCENARIOS[name]}: needs --allow-global")
+    if s.record:
+        Path(s.record).mkdir(parents=True, exist_ok=True)
     results = []
     with Testbed(prefix=s.prefix) as tb:
         for name in scenarios:
