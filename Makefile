@@ -37,6 +37,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_parse.py
+	$(BIN)/python bench/bench_speed.py
+	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

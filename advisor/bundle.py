@@ -48,6 +48,11 @@ def read_json(path: Path) -> dict:
     return data
 
 
+#: Nested meta.json fields the reports show: (section, field) -> expected type.
+META_NESTED = {("load", "tool"): str, ("load", "requests_per_sec"): (int, float), ("target", "comm"): str,
+               ("target", "pid"): int}
+
+
 def _check_meta(meta: dict, path: Path) -> None:
     for key, kind in META_TYPES.items():
         if key in meta and meta[key] is not None and not isinstance(meta[key], kind):
@@ -55,6 +60,11 @@ def _check_meta(meta: dict, path: Path) -> None:
             raise InputError(f"field {key}: expected {wanted}, found {type(meta[key]).__name__}", str(path))
         if key == "cpus" and isinstance(meta.get(key), bool):
             raise InputError("field cpus: expected int, found bool", str(path))
+    for (section, key), kind in META_NESTED.items():
+        value = (meta.get(section) or {}).get(key) if isinstance(meta.get(section), dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            wanted = kind.__name__ if isinstance(kind, type) else "number"
+            raise InputError(f"field {section}.{key}: expected {wanted}, found {type(value).__name__}", str(path))
 
 
 def open_bundle(directory: Path) -> Bundle:

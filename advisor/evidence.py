@@ -25,9 +25,9 @@ class Evidence:
 
     @property
     def cpu_count(self) -> int | None:
-        for source in (self.system or {}).get("cpu", {}), self.meta:
-            n = source.get("count") if source is not self.meta else source.get("cpus")
-            if isinstance(n, int) and n > 0:
+        cpu = (self.system or {}).get("cpu")
+        for n in ((cpu or {}).get("count") if isinstance(cpu, dict) else None, self.meta.get("cpus")):
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
                 return n
         cpus = self.profile.cpus()
         return len(cpus) if not cpus.empty else None

@@ -13,7 +13,9 @@ Two kinds of input, each built in a temporary directory at every size:
 
 For each input and size, in child processes (peak RSS from wait4, repeated --reps times):
 `advise analyze FILE --format json > /dev/null`, and the parser alone (perf_script.read),
-which also reports the samples and rows.
+which also reports the samples and rows. --text FILE adds a file of your own (a real
+recording's text has many more distinct frame lines than the repeated example: it shows the
+parser's caches at their bound, CACHE_BYTES each).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ print(json.dumps({{"seconds": time.perf_counter() - t0, "samples": table.samples
                   "rows": len(table)}}))
 """
 
-IMPORT_ONLY = [PYTHON, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); import advisor.cli, advisor.analysis"]
+IMPORT_ONLY = [PYTHON, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+               "import advisor.cli, advisor.analysis"]
 
 
 def measure(path: Path, reps: int) -> dict:
@@ -72,6 +75,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,1000", help="input sizes in MB, comma separated")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-growing", action="store_true", help="skip the growing-TID inputs")
+    ap.add_argument("--text", type=Path, action="append", default=[],
+                    help="also measure this perf script file (e.g. a real recording's text)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
@@ -93,6 +98,9 @@ def main() -> None:
                 results[kind, size] = measure(path, args.reps)
                 report(kind, actual, results[kind, size])
                 path.unlink()
+        for path in args.text:
+            report("given", path.stat().st_size / MB, measure(path, args.reps))
+            print(f"    (given: {path})")
         print()
         for kind in kinds:
             small, large = results[kind, sizes[0]], results[kind, sizes[-1]]

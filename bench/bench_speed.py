@@ -126,37 +126,46 @@ def bench_parse(label: str, text: Path, perf_data: Path | None, baseline: str, p
 
 
 def bench_end_to_end(perf_data: Path, reps: int) -> None:
-    perf_cmd = benchlib.perf_script_command(perf_data)
+    plain = ["perf", "script", "-i", str(perf_data)]  # what a user would run
+    ours_cmd = benchlib.perf_script_command(perf_data)  # what advisor runs
     advise = advise_command() + ["analyze", str(perf_data), "--format", "json"]
     env = {"LC_ALL": "C", "PAGER": "cat"}
     print(f"\n[end to end] {perf_data} ({perf_data.stat().st_size / MB:.1f} MB)")
-    perf_t, ours, ratios, rss = [], [], [], []
+    perf_t, perf_ours, ours, ratios, rss = [], [], [], [], []
     for _ in range(reps):
-        perf_t.append(benchlib.run_child(perf_cmd, env=env).seconds)
+        perf_t.append(benchlib.run_child(plain, env=env).seconds)
+        perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
         run = benchlib.run_child(advise)
         ours.append(run.seconds)
         rss.append(run.rss_mib)
         ratios.append(run.seconds / perf_t[-1])
-    print(f"  perf {' '.join(perf_cmd[1:])} > /dev/null: {spread(perf_t)} s")
+    print(f"  perf script -i perf.data > /dev/null: {spread(perf_t)} s")
+    print(f"  perf {' '.join(ours_cmd[1:])} > /dev/null (advisor's command): "
+          f"{spread(perf_ours)} s")
     print(f"  advise analyze perf.data --format json > /dev/null: {spread(ours)} s "
           f"(peak RSS {spread(rss, '{:.0f}')} MiB)")
     print(f"  ratio advise / perf script: {spread(ratios)}  (target <= 1.15)")
-    stages = [json.loads(benchlib.run_child(
-        [PYTHON, "-c", STAGES_CHILD.format(repo=str(REPO)), str(perf_data)], capture=True).stdout)
-        for _ in range(reps)]
-    python_start = [benchlib.run_child([PYTHON, "-c", "pass"]).seconds for _ in range(reps)]
-    print("  where one advise analyze spends its time (median of the repetitions, seconds):")
-    print(f"    {'python start':30s} {statistics.median(python_start):6.3f}")
+    stages, walls = [], []
+    for _ in range(reps):
+        run = benchlib.run_child([PYTHON, "-c", STAGES_CHILD.format(repo=str(REPO)),
+                                  str(perf_data)], capture=True)
+        stages.append(json.loads(run.stdout))
+        walls.append(run.seconds)
+    print("  where the time of one analysis goes, stage by stage in one process (median of the "
+          "repetitions, seconds):")
     for name in stages[0]:
-        print(f"    {name:30s} {statistics.median(s[name] for s in stages):6.3f}")
-    print(f"    {'(perf script alone)':30s} {statistics.median(perf_t):6.3f}")
+        print(f"    {name:32s} {statistics.median(s[name] for s in stages):6.3f}")
+    rest = [w - sum(s.values()) for w, s in zip(walls, stages)]
+    print(f"    {'python start and exit':32s} {statistics.median(rest):6.3f}")
+    print(f"    {'= total (wall)':32s} {statistics.median(walls):6.3f}")
+    print(f"    {'perf script alone, as advisor':32s} {statistics.median(perf_ours):6.3f}")
 
 
 # ---------------------------------------------------------------------------------- inputs
-def make_recording(directory: Path, seconds: float, attempts: int = 3) -> Path:
+def make_recording(directory: Path, seconds: float, frequency: int, attempts: int = 3) -> Path:
     """A system-wide recording that `perf script` reads to the end (see README: BPF churn)."""
     for attempt in range(1, attempts + 1):
-        perf_data = benchlib.record_system_wide(directory, seconds)
+        perf_data = benchlib.record_system_wide(directory, seconds, frequency)
         proc = subprocess.run(benchlib.perf_script_command(perf_data), stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600,
                               env={**os.environ, "LC_ALL": "C"})
@@ -179,8 +188,10 @@ def pick_baseline(choice: str) -> tuple[str, Path | None]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5, help="repetitions of each measurement")
-    ap.add_argument("--mb", type=float, default=200, help="size of the repeated example in MB")
+    ap.add_argument("--mb", type=float, default=200,
+                    help="size of the repeated example in MB (0: skip that input)")
     ap.add_argument("--seconds", type=float, default=20, help="length of the recording")
+    ap.add_argument("--frequency", type=int, default=999, help="sampling frequency (perf -F)")
     ap.add_argument("--perf-data", type=Path, help="use this recording instead of making one")
     ap.add_argument("--baseline", choices=("auto", "perl", "perf-report"), default="auto")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -191,15 +202,18 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     directory = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     try:
-        example = benchlib.write_repeated(directory / "example-repeated.txt",
-                                          benchlib.example_bytes(), args.mb)
         if args.perf_data:
             perf_data = args.perf_data.resolve()
         else:
-            print(f"recording {args.seconds:g} s system-wide under load ...", flush=True)
-            perf_data = make_recording(directory, args.seconds)
+            print(f"recording {args.seconds:g} s system-wide at {args.frequency} Hz under load ...",
+                  flush=True)
+            perf_data = make_recording(directory, args.seconds, args.frequency)
         text = benchlib.write_perf_script(perf_data, directory / "recording.perf-script")
-        bench_parse("FlameGraph example repeated", example, None, baseline, perl, args.reps)
+        if args.mb > 0:
+            example = benchlib.write_repeated(directory / "example-repeated.txt",
+                                              benchlib.example_bytes(), args.mb)
+            bench_parse("FlameGraph example repeated", example, None, baseline, perl, args.reps)
+            example.unlink()
         bench_parse("real recording", text, perf_data, baseline, perl, args.reps)
         bench_end_to_end(perf_data, args.reps)
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

@@ -53,7 +53,8 @@ def run_child(cmd: list[str], *, stdout=subprocess.DEVNULL, timeout: float = 180
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
-            raise RuntimeError(f"{cmd[:4]}... exited {code}: {err.read()[-2000:].decode(errors='replace')}")
+            message = err.read()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"{cmd[:4]}... exited {code}: {message}")
         out.seek(0)
         return Run(seconds, rusage.ru_maxrss / 1024, out.read() if capture else b"")
 
@@ -173,8 +174,10 @@ def load(seconds: float) -> Iterator[None]:
 def record_system_wide(directory: Path, seconds: float = 20, frequency: int = 999) -> Path:
     """`perf record -a -g -F 999 -- sleep 20` with the load above running; returns perf.data."""
     out = directory / "perf.data"
-    cmd = ["perf", "record", "-q", "-a", "-g", "-F", str(frequency), "--no-bpf-event", "-o", str(out), "--",
-           "sleep", str(seconds)]
+    # --no-bpf-event: fewer records of BPF programs coming and going, which perf 6.1 on
+    # kernel 6.18 sometimes cannot read back (see README); the caller checks anyway.
+    cmd = ["perf", "record", "-q", "-a", "-g", "-F", str(frequency), "--no-bpf-event",
+           "-o", str(out), "--", "sleep", str(seconds)]
     with load(seconds + 2):
         time.sleep(0.5)  # let both loads start
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,

@@ -83,9 +83,9 @@ def test_permission_problem_names_the_cause():
 
 def test_record_argv_is_system_wide_unless_a_pid_is_given():
     argv = record_argv("/usr/bin/perf", "/tmp/x/perf.data", 2.5, 99)
-    assert argv == ["/usr/bin/perf", "record", "-e", "cpu-clock", "-F", "99", "-g", "-a",
+    assert argv == ["/usr/bin/perf", "record", "-e", "cpu-clock", "-F", "99", "-g", "--no-bpf-event", "-a",
                     "-o", "/tmp/x/perf.data", "--", "sleep", "2.5"]
-    assert record_argv("perf", "o", 3, 49, pid=42)[7:9] == ["-p", "42"]
+    assert record_argv("perf", "o", 3, 49, pid=42)[8:10] == ["-p", "42"]
 
 
 @root_only

@@ -28,18 +28,11 @@ from advisor.errors import InputError, UsageError
 MATCH_OVERLAP = 0.8
 MIN_NET_RX_EVENTS = 20  # fewer NET_RX softirqs in the window than this: nothing to compare
 
-# Measured with bench/bench_overhead.py (nginx + wrk between two namespaces on a 2-vCPU VM, ABBA
-# pairs): throughput lost while `advise run --bpf` collects, against no collection at all.
-BPF_COST = "~38 % of a loaded nginx's throughput (bench/bench_overhead.py, 2-vCPU VM)"
+# Measured with bench/bench_overhead.py (nginx + wrk between two namespaces on a 2-vCPU VM, 2 x 20
+# ABBA pairs): `advise run --bpf` left a median 0.75-0.78 of the throughput of no collection (and
+# nginx + wrk spent 1.37x the CPU per request); the default run 0.92-0.98, within the noise.
+BPF_COST = "~25 % of a loaded nginx's throughput (bench/bench_overhead.py)"
 BPF_COLLECTORS = ("bcc", "libbpf-tools", "bpftrace", "perf-stat")
-
-# Kept importable from here: the recorder and older callers use these names.
-read_proc_softirqs = procfs.read_softirqs
-PlacementSampler = procfs.PlacementSampler
-
-
-def softirq_deltas(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, list[int]]:
-    return {vec: [b - a for a, b in zip(before[vec], counts)] for vec, counts in after.items() if vec in before}
 
 
 def find_pids(comm: str) -> list[int]:
@@ -120,7 +113,7 @@ def _run(job) -> tuple[str, object, float]:
 
 def not_requested() -> dict:
     """The BPF collectors' statuses when `--bpf` was not given."""
-    detail = f"not requested: the BPF and tracepoint counters cost {BPF_COST}; use --bpf"
+    detail = f"not requested: use --bpf (the BPF and tracepoint counters cost {BPF_COST})"
     return {name: {"status": "unavailable", "detail": detail} for name in BPF_COLLECTORS}
 
 

@@ -105,7 +105,10 @@ def record_argv(perf: str, output: str, duration_s: float, frequency: int,
                 pid: int | None = None) -> list[str]:
     """perf record for `duration_s`: every CPU (`-a`), or one process (`-p PID`), with call stacks."""
     scope = ["-p", str(pid)] if pid is not None else ["-a"]
-    return [perf, "record", "-e", EVENT, "-F", str(frequency), "-g", *scope, "-o", output,
+    # --no-bpf-event: perf 6.1 cannot read back the KSYMBOL/BPF_EVENT records (types 17, 18) that
+    # newer kernels write while BPF programs load ("failed to process type: 17"); the price is that
+    # BPF program frames stay unnamed.
+    return [perf, "record", "-e", EVENT, "-F", str(frequency), "-g", "--no-bpf-event", *scope, "-o", output,
             "--", "sleep", f"{duration_s:g}"]
 
 

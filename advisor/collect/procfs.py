@@ -26,15 +26,18 @@ from advisor.errors import InputError
 
 # What syscr/syscw count, checked on this kernel (6.18) with a loop of each call:
 SYSCR_SYSCW = (
-    "syscr/syscw of /proc/PID/io: syscr counts read, readv, pread64, preadv, preadv2 calls (failed ones "
-    "too, e.g. EAGAIN), syscw write, writev, pwrite64, pwritev, pwritev2; sendfile and copy_file_range "
-    "count in both; recv, recvfrom, recvmsg, send, sendto, sendmsg, splice, io_uring and every other "
-    "syscall count in neither")
+    "syscr counts read, readv, pread64, preadv, preadv2 calls (failed ones too, e.g. EAGAIN), syscw "
+    "write, writev, pwrite64, pwritev, pwritev2; sendfile and copy_file_range count in both; recv, "
+    "recvfrom, recvmsg, send, sendto, sendmsg, splice, io_uring and every other syscall in neither")
 
-# Placement sampling of the target's threads costs one small read per thread: keep it under ~1 %
-# of one CPU by sleeping at least this many times as long as a sweep took.
-PLACEMENT_MIN_INTERVAL_S = 0.1
-PLACEMENT_DUTY = 100
+# Placement sampling of the target's threads costs a few reads per thread: keep it under ~0.5 %
+# of one CPU by sleeping at least this many times as long as a sweep took (40 samples in 10 s
+# are plenty to see which CPUs a server runs on).
+PLACEMENT_MIN_INTERVAL_S = 0.25
+PLACEMENT_DUTY = 200
+# Reading every task's sched and schedstat costs ~0.1 ms a task, twice: past this many tasks the
+# system-wide migrations (no target given) are not read.
+SYSTEM_WIDE_MAX_TASKS = 20000
 
 STAT_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
@@ -228,9 +231,14 @@ class Snapshot:
         self.stat = self._read("/proc/stat", lambda: read_stat(ncpu=ncpu))
         self.interrupts = self._read("/proc/interrupts", read_interrupts)
         started = time.monotonic()
-        self.tasks = {ids: seen for ids in task_ids(pids) if (seen := read_task_sched(*ids)) is not None}
+        ids = task_ids(pids)
+        self.tasks: dict | None = None
+        if pids is None and len(ids) > SYSTEM_WIDE_MAX_TASKS:
+            self.skipped = f"{len(ids)} tasks, more than {SYSTEM_WIDE_MAX_TASKS}: not read (give a target)"
+        else:
+            self.tasks = {one: seen for one in ids if (seen := read_task_sched(*one)) is not None}
         # system-wide: every process but this one (whose own /proc reads would count as syscr)
-        io_pids = pids if pids is not None else sorted({pid for pid, _ in self.tasks} - {os.getpid()})
+        io_pids = pids if pids is not None else sorted({pid for pid, _ in ids} - {os.getpid()})
         self.io = {pid: seen for pid in io_pids if (seen := read_process_io(pid)) is not None}
         self.tasks_read_s = time.monotonic() - started
 
@@ -296,23 +304,8 @@ def window_fields(before: Snapshot, after: Snapshot, pids: list[int] | None) -> 
         sources["hardirqs.by_name"] = "/proc/interrupts deltas (numbered lines by handler name, others by key)"
         sources["hardirqs.device_per_sec"] = "/proc/interrupts deltas of the numbered (device) lines"
 
-    migrations = switches = waited = slices = 0
-    for ids, seen in after.tasks.items():
-        m, s, w, n = _delta(before.tasks.get(ids), seen)
-        migrations, switches, waited, slices = migrations + m, switches + s, waited + w, slices + n
-    sched = fields.setdefault("sched", {})
-    sched["migrations_per_sec"] = _rate(migrations, seconds)
-    sched["migrations_scope"] = scope
-    where = "the target's threads" if pids is not None else "every task"
-    sources["sched.migrations_per_sec"] = (f"/proc/PID/task/TID/sched se.nr_migrations deltas of {where} "
-                                           f"({len(after.tasks)} at the end; exited tasks not counted)")
-    if pids is not None:
-        sched["target_context_switches_per_sec"] = _rate(switches, seconds)
-        sources["sched.target_context_switches_per_sec"] = "/proc/PID/task/TID/sched nr_switches deltas"
-    if slices:
-        sched["runqueue_wait_avg_usecs"] = round(waited / slices / 1000.0, 1)
-        sources["sched.runqueue_wait_avg_usecs"] = (f"/proc/PID/task/TID/schedstat: time waiting on a run "
-                                                    f"queue per timeslice, mean over {where}")
+    if before.tasks is not None and after.tasks is not None:
+        fields.setdefault("sched", {}).update(_task_fields(before.tasks, after.tasks, pids, seconds, sources))
 
     reads = writes = 0
     for pid, seen in after.io.items():
@@ -321,11 +314,31 @@ def window_fields(before: Snapshot, after: Snapshot, pids: list[int] | None) -> 
     fields["syscalls"] = {
         "per_sec": _rate(reads + writes, seconds), "per_sec_is_lower_bound": True,
         "by_name": {"read": reads, "write": writes}, "scope": scope,
-        "source": ("lower bound from /proc/PID/io: only the read and write families are counted "
-                   "(by_name.read = syscr, by_name.write = syscw); " + SYSCR_SYSCW
-                   + "; use --bpf for every syscall by name")}
+        "source": ("lower bound from /proc/PID/io: by_name.read = syscr, by_name.write = syscw, per_sec = "
+                   "their sum (a sendfile counts twice); " + SYSCR_SYSCW + "; --bpf counts every syscall by name")}
     sources["syscalls"] = "/proc/PID/io syscr/syscw deltas (see syscalls.source)"
     return fields, sources
+
+
+def _task_fields(before: dict, after: dict, pids: list[int] | None, seconds: float, sources: dict) -> dict:
+    """Migrations, context switches and run-queue wait of the target's threads (or of every task)."""
+    migrations = switches = waited = slices = 0
+    for ids, seen in after.items():
+        m, s, w, n = _delta(before.get(ids), seen)
+        migrations, switches, waited, slices = migrations + m, switches + s, waited + w, slices + n
+    where = "the target's threads" if pids is not None else "every task"
+    sched = {"migrations_per_sec": _rate(migrations, seconds),
+             "migrations_scope": "system" if pids is None else "pid " + ",".join(map(str, pids))}
+    sources["sched.migrations_per_sec"] = (f"/proc/PID/task/TID/sched se.nr_migrations deltas of {where} "
+                                           f"({len(after)} at the end; exited tasks not counted)")
+    if pids is not None:
+        sched["target_context_switches_per_sec"] = _rate(switches, seconds)
+        sources["sched.target_context_switches_per_sec"] = "/proc/PID/task/TID/sched nr_switches deltas"
+    if slices:
+        sched["runqueue_wait_avg_usecs"] = round(waited / slices / 1000.0, 1)
+        sources["sched.runqueue_wait_avg_usecs"] = (f"/proc/PID/task/TID/schedstat: time waiting on a run "
+                                                    f"queue per timeslice, mean over {where}")
+    return sched
 
 
 class ProcfsWindow:
@@ -345,7 +358,10 @@ class ProcfsWindow:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            took = self.sampler.sample() if self.sampler else 0.0
+            if self.sampler is None:
+                time.sleep(left)
+                continue
+            took = self.sampler.sample()
             time.sleep(min(left, max(PLACEMENT_MIN_INTERVAL_S, PLACEMENT_DUTY * took)))
 
     def finish(self) -> tuple[dict, dict, dict]:
@@ -354,9 +370,12 @@ class ProcfsWindow:
         fields, sources = window_fields(self.before, after, self.pids)
         errors = {**self.before.errors, **after.errors}
         where = "the target's" if self.pids else "all"
-        parts = [f"/proc/softirqs, /proc/stat, /proc/interrupts deltas over {after.time - self.before.time:.1f} s",
-                 f"sched, schedstat and io of {where} {len(after.tasks)} tasks read in "
-                 f"{1000 * after.tasks_read_s:.1f} ms"]
+        parts = [f"/proc/softirqs, /proc/stat, /proc/interrupts deltas over {after.time - self.before.time:.1f} s"]
+        if after.tasks is None:
+            parts.append(f"per-task sched files: {after.skipped}")
+        else:
+            parts.append(f"sched, schedstat and io of {where} {len(after.tasks)} tasks read in "
+                         f"{1000 * after.tasks_read_s:.1f} ms")
         if self.sampler:
             parts.append(f"placement of {len(self.pids)} target process(es) sampled {self.sampler.samples} "
                          f"times ({1000 * self.sampler.busy_s:.0f} ms in all)")

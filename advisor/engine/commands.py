@@ -26,17 +26,19 @@ def _scalar_values(system: dict, meta: dict) -> dict[str, str | list[str]]:
     """Values that are one per box: current sysctls, the target, a packet socket's owner."""
     values: dict[str, str] = {}
     net = system.get("net") if isinstance(system.get("net"), dict) else {}
+    listed = lambda key: [x for x in system.get(key) or [] if isinstance(x, dict)] \
+        if isinstance(system.get(key), list) else []
     for key in ("tcp_congestion_control", "busy_poll", "busy_read", "default_qdisc"):
         value = net.get(key)
         if value is not None and not isinstance(value, dict):
             values[key] = str(value)
-    processes = [p for p in system.get("processes") or [] if isinstance(p, dict) and p.get("pid")]
+    processes = [p for p in listed("processes") if p.get("pid")]
     if processes:
         values["pids"] = [str(p["pid"]) for p in processes]
     target = (meta.get("target") or {}).get("comm") if isinstance(meta.get("target"), dict) else None
     if target:
         values["comm"] = str(target)
-    sockets = [s for s in system.get("packet_sockets") or [] if isinstance(s, dict)]
+    sockets = listed("packet_sockets")
     if sockets:
         first = sockets[0]
         for key, field in (("packet_iface", "iface"), ("packet_pid", "pid"), ("packet_comm", "comm")):
@@ -95,8 +97,8 @@ def _substitute(template: str, values: dict[str, str], missing: set[str]) -> str
 
 def fill(templates: tuple[str, ...], rule: Rule, system: dict | None, meta: dict | None) -> tuple[list[str], set[str]]:
     """Commands with system values substituted (quoted), and the names that stayed unknown."""
-    system = system or {}
-    scalars = _scalar_values(system, meta or {})
+    system = system if isinstance(system, dict) else {}
+    scalars = _scalar_values(system, meta if isinstance(meta, dict) else {})
     rows = _device_rows(rule, system)
     missing: set[str] = set()
     out = []

@@ -189,13 +189,21 @@ def _model_kind_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict,
                    matched=_matched_list(direct) if direct is not None else [])
 
 
+def _rate(counters: dict, path: str) -> float | None:
+    """A non-negative number at `path`, or None when absent or not a number (bad input is ignored)."""
+    values, _ = lookup(counters, path)
+    value = values[0] if values else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return None
+    return float(value)
+
+
 def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, counters: Verdict) -> Outcome:
     entries = None
     if ev.counters:
-        syscalls, _ = lookup(ev.counters, "syscalls.per_sec")
-        irqs, _ = lookup(ev.counters, "hardirqs.per_sec")
-        if syscalls:
-            entries = float(syscalls[0]) + (float(irqs[0]) if irqs else 0.0)
+        syscalls = _rate(ev.counters, "syscalls.per_sec")
+        if syscalls is not None:
+            entries = syscalls + (_rate(ev.counters, "hardirqs.per_sec") or 0.0)
     if entries is None:
         return _model_kind_share(rule, ev, bn, state, counters, prefix=[
             "kernel entries per second not counted (counters.json lacks syscalls.per_sec): "

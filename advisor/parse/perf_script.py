@@ -6,9 +6,20 @@ distinct stacks, never with the number of samples.
 
 Framing is a state machine, not indentation: expect an event line, then frame lines until a
 blank line (perf's normal output), or take the single frame printed on the event line itself
-(recordings without ``-g``: no blank lines at all). Two levels of memoisation keep it fast:
-the whole frame block of a sample (text between its event line and the blank line) maps to a
-stack id, and each frame line maps to its parsed frames. Both caches are bounded.
+(recordings without ``-g``: no blank lines at all). Memoisation keeps it fast; every cache is
+bounded (CACHE_BYTES) and never changes a result, only how soon it is found:
+
+* `head_cache`: an event line without its time field -> its fields (the time is the only
+  part that changes between samples of one thread; see `remember_head` for why it is sound);
+* `block_cache`: the frame lines of a sample, as one string -> stack id;
+* `tail_cache`: frame lines but the first (the leaf, which varies most) -> their frames;
+* `frame_cache` / `symbol_cache`: one frame line / one (symbol, DSO) -> frames.
+
+A sample that hits the first two costs a few string operations and no regex (the fast path
+in `feed_blocks`); anything unusual goes to the line state machine, which decides. The fast
+path reads every line as the state machine does, so results do not depend on the caches or on
+where the input was cut into pieces (tests/test_fuzz.py checks both). Measured figures and
+how they were obtained: bench/README.md.
 
 Decisions the checklist (shared/corpus/CHECKLIST.md) leaves open:
 
@@ -40,9 +51,10 @@ from typing import BinaryIO, Iterator, NamedTuple
 from ..errors import InputError
 from ..model import Frame, StackKey, StackTable
 
-CHUNK = 4 << 20  # bytes read at a time
+READ_BYTES = 64 << 10  # bytes asked for per read (see chunks)
+CHUNK = 4 << 20  # without a blank line for this many bytes, whole lines are fed
 MAX_LINE = 16 << 20  # a line longer than this is skipped with a warning
-CACHE_BYTES = 32 << 20  # each cache is emptied when its keys pass this many characters
+CACHE_BYTES = 16 << 20  # each cache is emptied when it holds about this many bytes
 
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 _SKIP = ()  # a line of a sample that adds no frame (srcline, malformed)
@@ -75,6 +87,23 @@ _MODIFIERS = re.compile(r"[ukhIGHpPSDWebRx]+")
 _VMLINUX_TAIL = re.compile(r"vmlinux[A-Za-z0-9_.\-]*")
 _USER_PSEUDO_DSOS = ("[vdso]", "[vsyscall]", "[vvar]", "[heap]", "[stack]", "[uprobes]",
                      "[vectors]", "[sigpage]", "[anon")
+
+
+class _Cache(dict):
+    """A dict emptied when what it holds passes CACHE_BYTES (sizes estimated by `put`), so
+    that memory stays bounded whatever the input. Emptying costs only speed: 16 MiB instead
+    of 32 MiB per cache was measured 2% slower on a 200 MB recording, and 14 MiB smaller."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = 0
+
+    def put(self, key, value, size: int) -> None:
+        self.used += size
+        if self.used > CACHE_BYTES:
+            self.clear()
+            self.used = size
+        self[key] = value
 
 
 class Sample(NamedTuple):
@@ -182,17 +211,14 @@ class _Parser:
         self.srclines = srclines
         self.collected: list[Sample] | None = [] if collect else None
         # caches
-        self.frame_cache: dict[str, tuple] = {}
-        self.block_cache: dict[str, int] = {}
-        self.tail_cache: dict[str, tuple] = {}  # frame lines but the first -> their frames
-        self.symbol_cache: dict[tuple, tuple] = {}  # (symbol, dso) -> frames
-        self.symbol_cache_chars = 0
-        self.frame_cache_chars = self.block_cache_chars = self.tail_cache_chars = 0
+        self.frame_cache = _Cache()  # frame line -> frames
+        self.block_cache = _Cache()  # frame lines of a sample -> stack id
+        self.tail_cache = _Cache()  # frame lines but the first -> their frames
+        self.symbol_cache = _Cache()  # (symbol, dso) -> frames
         self.frame_intern: dict[Frame, Frame] = {}
         self.stack_ids: dict[tuple, int] = {}
         self.stacks: list[tuple] = []
-        self.head_cache: dict[tuple, tuple] = {}  # event line without its time -> meaning
-        self.head_cache_chars = 0
+        self.head_cache = _Cache()  # event line without its time -> meaning
         self.head_ids: dict[tuple, int] = {}  # (event, comm, pid, tid, cpu) -> head id
         self.heads: list[tuple] = []
         # aggregation: (head id, stack id) -> [count, weight]
@@ -227,13 +253,20 @@ class _Parser:
     def chunks(self, stream: BinaryIO) -> Iterator[None]:
         """Read the stream, feeding complete pieces to the parser; yield after each piece.
 
-        `read1` where the stream has it: from a pipe it returns what is there instead of
-        waiting for CHUNK bytes, so that parsing overlaps with the writer (perf script).
+        Reads are small (READ_BYTES, with `read1` where the stream has it): from a pipe that
+        returns what is there instead of waiting, so that parsing overlaps with the writer
+        (perf script); and small buffers are reused by the allocator where 4 MiB ones cost
+        page faults (reading and decoding 20 MB: 33 ms with 4 MiB reads, 5 ms with 64 KiB).
+        Whole samples (up to the last blank line) go to `feed_blocks`; without a blank line
+        for CHUNK bytes, whole lines go to `feed_lines`. Only the new bytes are searched, so
+        a long line costs linear time.
         """
         read = getattr(stream, "read1", None) or stream.read
-        pending = b""
+        size = min(READ_BYTES, CHUNK)
+        pending = bytearray()  # never holds a blank line ("\n\n")
+        last_nl = -1  # index of the last "\n" in pending
         while True:
-            data = read(CHUNK)
+            data = read(size)
             if not data:
                 break
             if isinstance(data, str):  # a text stream: tolerate it
@@ -245,26 +278,28 @@ class _Parser:
                 data = data[nl + 1:]
                 self.lineno += 1
                 self.skipping_long_line = False
-            buf = pending + data if pending else data
-            cut = buf.rfind(b"\n\n")
+            old = len(pending)
+            pending += data
+            nl = data.rfind(b"\n")
+            if nl >= 0:
+                last_nl = old + nl
+            cut = pending.rfind(b"\n\n", max(0, old - 1))
             if cut >= 0:
-                self.feed_blocks(buf[:cut].decode("utf-8", "surrogateescape"))
-                pending = buf[cut + 2:]
-            elif len(buf) >= CHUNK:
-                nl = buf.rfind(b"\n")
-                if nl >= 0:
-                    self.feed_lines(buf[:nl].decode("utf-8", "surrogateescape").split("\n"))
-                    pending = buf[nl + 1:]
-                else:
-                    pending = buf
+                self.feed_blocks(pending[:cut].decode("utf-8", "surrogateescape"))
+                del pending[:cut + 2]
+                last_nl -= cut + 2
+            elif len(pending) >= CHUNK:
+                if last_nl >= 0:
+                    self.feed_lines(pending[:last_nl].decode("utf-8", "surrogateescape")
+                                    .split("\n"))
+                    del pending[:last_nl + 1]
+                    last_nl = -1
                 if len(pending) > MAX_LINE:
                     self.warn("long line", self.lineno,
                               f"line longer than {MAX_LINE >> 20} MiB skipped")
                     self.note_bad_line(self.lineno)
-                    pending = b""
+                    pending.clear()
                     self.skipping_long_line = True
-            else:
-                pending = buf
             yield
         if pending and not self.skipping_long_line:
             text = pending.decode("utf-8", "surrogateescape")
@@ -290,9 +325,11 @@ class _Parser:
         """Feed text made of whole samples, each followed by a blank line.
 
         The hot loop: per sample, two cache lookups and no regex. The event line is looked
-        up without its time field (`head_cache`), the frame lines as one string
-        (`block_cache`). A sample that misses either cache, or looks unusual, goes through
-        `general_block`. Line numbers are only worked out when a block leaves the fast path.
+        up without its time field (`head_cache`: the text before the space that precedes
+        the time, and the text after the ": " that follows it), the frame lines as one
+        string (`block_cache`). A sample that misses either cache, or looks unusual, goes
+        through `general_block`. Few calls per sample, on small strings: each call costs.
+        Line numbers are only worked out when a block leaves the fast path.
         """
         head_cache_get = self.head_cache.get
         block_cache_get = self.block_cache.get
@@ -300,69 +337,59 @@ class _Parser:
         agg = self.agg
         agg_get = agg.get
         collect = self.collected is not None
-        find, rfind = text.find, text.rfind
-        size = len(text)
         base_line = self.lineno
         self.counted_to, self.counted_line = 0, base_line  # line number of text[counted_to]
         samples = 0
         tmin, tmax = self.time_min, self.time_max
-        start = 0
-        while True:  # the blocks of text.split("\n\n"), without building that list
-            end = find("\n\n", start)
-            last = end < 0
-            if last:
-                end = size
-            if end > start:
-                nl = find("\n", start, end)
-                head = None
-                if nl > start and text[end - 1] != "\n" and text[start] != "#" \
-                        and not self.in_sample:
-                    colon = find(": ", start, nl)
-                    at = rfind(" ", start, colon) + 1
-                    if at > start:
-                        head = head_cache_get((text[start:at], text[colon:nl]))
-                sid = None
-                if head is not None and time_ok(text, at, colon):
-                    body = text[nl + 1:end]
-                    sid = block_cache_get(body)
-                    if sid is None:
-                        sid = self.new_body(body, text, start)
-                        if sid is None:  # not only frame lines: the line machine decides
-                            self.time_min, self.time_max = tmin, tmax
-                            self.slow_block(text[start:end], self.line_of(text, start))
-                            tmin, tmax = self.time_min, self.time_max
-                else:
+        offset = 0
+        for block in text.split("\n\n"):
+            start = offset
+            offset += len(block) + 2
+            if not block:
+                continue
+            line, newline, body = block.partition("\n")
+            head = None
+            if body and block[-1] != "\n" and block[0] != "#" and not self.in_sample:
+                left, _, right = line.partition(": ")
+                prefix, space, time = left.rpartition(" ")
+                if space:
+                    head = head_cache_get((prefix, right))
+            if head is None or not time_ok(time):
+                self.time_min, self.time_max = tmin, tmax
+                self.general_block(text, start, offset - 2, start + len(line) if newline else -1)
+                tmin, tmax = self.time_min, self.time_max
+                continue
+            sid = block_cache_get(body)
+            if sid is None:
+                sid = self.new_body(body, text, start)
+                if sid is None:  # not only frame lines: the line machine decides
                     self.time_min, self.time_max = tmin, tmax
-                    self.general_block(text, start, end, nl)
+                    self.slow_block(block, self.line_of(text, start))
                     tmin, tmax = self.time_min, self.time_max
-                if sid is not None:
-                    samples += 1
-                    t = float(text[at:colon])
-                    if tmin is None:
-                        tmin = tmax = t
-                    elif t > tmax:
-                        tmax = t
-                    elif t < tmin:
-                        tmin = t
-                    if collect:
-                        g = head[3]
-                        g = g[:4] + (text[at:colon],) + g[5:]
-                        self.collect_sample(head[2], g, self.stacks[sid], "")
-                    else:
-                        key = (head[0], sid)
-                        row = agg_get(key)
-                        if row is None:
-                            agg[key] = [1, head[1]]
-                        else:
-                            row[0] += 1
-                            row[1] += head[1]
-            if last:
-                break
-            start = end + 2
+                    continue
+            samples += 1
+            t = float(time)
+            if tmin is None:
+                tmin = tmax = t
+            elif t > tmax:
+                tmax = t
+            elif t < tmin:
+                tmin = t
+            if collect:
+                g = head[3]
+                self.collect_sample(head[2], g[:4] + (time,) + g[5:], self.stacks[sid], "")
+                continue
+            key = (head[0], sid)
+            row = agg_get(key)
+            if row is None:
+                agg[key] = [1, head[1]]
+            else:
+                row[0] += 1
+                row[1] += head[1]
         self.samples += samples
         self.content_lines += samples
         self.time_min, self.time_max = tmin, tmax
-        self.lineno = base_line + text.count("\n") + 2
+        self.lineno = self.line_of(text, len(text)) + 2
 
     def general_block(self, text: str, start: int, end: int, nl: int) -> None:
         """One block that missed a cache of the fast path: the regex, then the line machine."""
@@ -405,7 +432,8 @@ class _Parser:
             row[1] += head[1]
 
     def line_of(self, text: str, offset: int) -> int:
-        """Line number of text[offset], counting on from the last offset asked about."""
+        """Line number of text[offset], counting on from the last offset asked about (offsets
+        only grow within one text)."""
         self.counted_line += text.count("\n", self.counted_to, offset)
         self.counted_to = offset
         return self.counted_line
@@ -421,14 +449,10 @@ class _Parser:
         """
         head = (self.head_id(event, g), int(g[5] or 1) or 1, event, g[:4] + (None,) + g[5:])
         at, colon = m.span(5)
-        if at > start and text[colon:colon + 2] == ": " and text[at - 1] == " " \
+        if at > start + 1 and text[colon:colon + 2] == ": " and text[at - 1] == " " \
                 and text.find(": ", start, colon) < 0:
-            key = (text[start:at], text[colon:nl])
-            self.head_cache_chars += nl - start
-            if self.head_cache_chars > CACHE_BYTES:
-                self.head_cache.clear()
-                self.head_cache_chars = nl - start
-            self.head_cache[key] = head
+            key = (text[start:at - 1], text[colon + 2:nl])  # as feed_blocks looks it up
+            self.head_cache.put(key, head, nl - start + 400)
         return head
 
     def head_id(self, event: str, g: tuple) -> int:
@@ -459,9 +483,9 @@ class _Parser:
                     sid = self.stack_id_of(tail + leaf)
                     self.remember_block(body, sid)
                     return sid
-        return self.parse_block_body(body, self.line_of(text, start) + 1)
+        return self.parse_block_body(body, text, start)
 
-    def parse_block_body(self, body: str, lineno: int) -> int | None:
+    def parse_block_body(self, body: str, text: str, start: int) -> int | None:
         """Frame lines of one sample -> stack id, or None if the body needs the slow path.
 
         Each line is read as the line machine (`line`) reads it inside a sample, in the same
@@ -482,7 +506,7 @@ class _Parser:
                 frames = self.parse_frame_line(line)
                 if frames is None:
                     if not _is_srcline(line):
-                        self.malformed(line, lineno + i)
+                        self.malformed(line, self.line_of(text, start) + 1 + i)
                         clean = False
                     elif self.srclines:
                         last = next((j for j in range(i - 1, -1, -1) if parts[j] is not _SKIP),
@@ -507,18 +531,11 @@ class _Parser:
         """Cache the frames of a clean `body` without its first line (see new_body)."""
         if len(parts) > 2:
             tail = body[body.index("\n") + 1:]
-            self.tail_cache_chars += len(tail)
-            if self.tail_cache_chars > CACHE_BYTES:
-                self.tail_cache.clear()
-                self.tail_cache_chars = len(tail)
-            self.tail_cache[tail] = tuple(chain.from_iterable(reversed(parts[1:])))
+            frames = tuple(chain.from_iterable(reversed(parts[1:])))
+            self.tail_cache.put(tail, frames, len(tail) + 8 * len(frames) + 150)
 
     def remember_block(self, body: str, sid: int) -> None:
-        self.block_cache_chars += len(body)
-        if self.block_cache_chars > CACHE_BYTES:
-            self.block_cache.clear()
-            self.block_cache_chars = len(body)
-        self.block_cache[body] = sid
+        self.block_cache.put(body, sid, len(body) + 100)
 
     # ------------------------------------------------------------------ slow path
     def slow_block(self, block: str, lineno: int) -> None:
@@ -689,29 +706,21 @@ class _Parser:
         m = _PLAIN_FRAME.fullmatch(line)
         if m is not None and not (self.keep_addrs and m[2].startswith("[unknown]")):
             symbol, dso = m.group(2, 3)
-            off = symbol.rfind("+0x")
-            if off >= 0 and len(symbol) > off + 3 and _HEXDIGITS.issuperset(symbol[off + 3:]):
-                symbol = symbol[:off]
+            head, plus, offset = symbol.rpartition("+0x")  # as _parse_frame strips it
+            if plus and offset and _HEXDIGITS.issuperset(offset):
+                symbol = head
             frames = self.symbol_cache.get((symbol, dso))
             if frames is None:
                 frames = self.intern(_frames_of(symbol, dso, False))
-                self.symbol_cache_chars += len(symbol) + len(dso)
-                if self.symbol_cache_chars > CACHE_BYTES:
-                    self.symbol_cache.clear()
-                    self.symbol_cache_chars = len(symbol) + len(dso)
-                self.symbol_cache[symbol, dso] = frames
+                self.symbol_cache.put((symbol, dso), frames, len(symbol) + len(dso) + 300)
         else:
             frames = _parse_frame(line, self.keep_addrs)
             if frames is None:
                 return None
             frames = self.intern(frames)
-        if self.looks_like_event(line):
+        if ":" in line and self.looks_like_event(line):
             return frames  # never cached: inside a sample it reads as an event line
-        self.frame_cache_chars += len(line)
-        if self.frame_cache_chars > CACHE_BYTES:
-            self.frame_cache.clear()
-            self.frame_cache_chars = len(line)
-        self.frame_cache[line] = frames
+        self.frame_cache.put(line, frames, len(line) + 100)
         return frames
 
     def looks_like_event(self, line: str) -> bool:
