@@ -93,7 +93,7 @@ def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
 
 def test_ctrl_c_stops_every_collector_and_exits_130_with_one_line(tmp_path):
     save = tmp_path / "never"
-    proc = subprocess.Popen([*ADVISE, "run", "--duration", "10", "--save", str(save)], cwd=REPO,
+    proc = subprocess.Popen([*ADVISE, "run", "--duration", "10", "--bpf", "all", "--save", str(save)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, children = time.monotonic() + 20, {}
