@@ -4,6 +4,8 @@ The parser inputs in tests/data/core_tools/ were captured on this machine; each 
 with the exact command. The live tests need root, libbpf-tools, bpftrace, perf and tracefs (all
 present here); each window is 1-2 s. The machine is shared with other workers, so system-wide
 numbers are only checked for plausibility; per-process numbers are checked against the workload.
+The /proc collector itself is tested in test_collect_procfs.py; here, that the default collection
+starts no tool at all and that `bpf=` still runs them.
 
 Gap: bcc's `BPF(text=...)` path cannot compile on this machine (no kernel headers for 6.18), so it
 is checked only up to "unavailable, with the reason" and its program text; its data path is not run.
@@ -22,8 +24,8 @@ import pytest
 
 from advisor.collect import bpf, core_tools, perf_stat
 from advisor.collect.core_tools import Children, ToolFailed
-from advisor.collect.counters import collect_counters, read_proc_softirqs, rx_cpu_match, softirq_deltas
-from advisor.errors import InputError
+from advisor.collect.counters import bpf_selection, collect_counters, rx_cpu_match
+from advisor.errors import InputError, UsageError
 
 DATA = Path(__file__).parent / "data" / "core_tools"
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="BPF tools and perf -a need root")
@@ -105,25 +107,6 @@ def test_syscount_one_process_and_an_idle_one():
     assert core_tools.parse_syscount(text("syscount_p_idle.txt")) == {}
 
 
-def test_syscount_by_process_keeps_comm_with_odd_characters():
-    rows = core_tools.parse_syscount_processes(text("syscount_P.txt"))
-    assert len(rows) == 20
-    assert rows[0] == {"pid": 12782, "comm": "python3", "count": 634920}
-    assert {"pid": 2541, "comm": "memfd:sealed-91", "count": 180} in rows
-    assert [r["count"] for r in rows] == sorted((r["count"] for r in rows), reverse=True)
-
-
-def test_softirqs_time_in_usecs_and_nsecs():
-    assert core_tools.parse_softirqs(text("softirqs.txt")) == {
-        "TIMER": 1340, "NET_RX": 962482, "BLOCK": 772, "SCHED": 3587, "RCU": 3994}
-    in_ns = core_tools.parse_softirqs(text("softirqs_N.txt"))
-    assert in_ns["NET_RX"] == 795397 and in_ns["TIMER"] == 1353 and set(in_ns) == {"TIMER", "NET_RX", "BLOCK", "SCHED", "RCU"}
-
-
-def test_hardirqs_counts():
-    assert core_tools.parse_hardirqs_counts(text("hardirqs_C.txt")) == {"virtio1-req.0": 37, "virtio3-tx": 1}
-
-
 def test_runqlat_histogram_and_percentiles():
     unit, buckets = core_tools.parse_log2_hist(text("runqlat.txt"))
     assert unit == "usecs" and len(buckets) == 15
@@ -174,12 +157,18 @@ def test_rx_cpu_match_decision():
     assert rx_cpu_match([10, 0], 50, None, "t")[0] is None
 
 
-def test_proc_softirqs_deltas_are_per_vector_and_cpu():
-    before = read_proc_softirqs()
-    time.sleep(0.2)
-    delta = softirq_deltas(before, read_proc_softirqs())
-    assert {"NET_RX", "TIMER", "RCU"} <= set(delta)
-    assert all(len(v) == os.cpu_count() and min(v) >= 0 for v in delta.values())
+def test_bpf_selection():
+    assert bpf_selection(False) == bpf_selection(None) == frozenset()
+    assert bpf_selection(True) == bpf_selection("") == {"syscalls", "softirq-time", "tracepoints"}
+    assert bpf_selection("all") == set(bpf.CHOICES) and "runqlat" in bpf.CHOICES
+    assert bpf_selection("runqlat, syscalls") == {"runqlat", "syscalls"}
+    with pytest.raises(UsageError, match="--bpf hardirqs: choose from syscalls, softirq-time"):
+        bpf_selection("syscalls,hardirqs")
+
+
+def test_perf_stat_no_longer_counts_what_proc_gives():
+    for costly in ("sched:sched_switch", "raw_syscalls:sys_enter", "irq:softirq_entry", "irq:irq_handler_entry"):
+        assert costly not in perf_stat.EVENTS
 
 
 # ---------------------------------------------------------------- bcc shim
@@ -206,19 +195,23 @@ def test_bcc_program_filters_the_target():
     by_comm = bpf.bcc_program(None, "nginx")
     assert "c[0] != 110 || c[1] != 103" in by_comm and "c[5] != 0" in by_comm
     assert "TARGET_FILTER" not in bpf.bcc_program(None, None)
+    # only the probes asked for are attached: each runs on a hot path
+    softirq_only = bpf.bcc_program(None, None, frozenset({"softirq-time"}))
+    assert "raw_syscalls" not in softirq_only and "softirq_exit" in softirq_only
+    assert "softirq_entry" not in bpf.bcc_program(None, None, frozenset({"syscalls"}))
 
 
 def test_bcc_results_become_the_same_fields_as_the_core_tools():
     """Hand-made result of BccCounters.collect() (bcc cannot run here): checks only the assembly."""
-    value = {"elapsed": 2.0, "by_name": {"read": 400, "write": 400}, "migrations": 30,
-             "by_process": [{"pid": 9, "comm": "srv", "count": 800}], "hardirqs": {"virtio3-rx": 10},
+    value = {"elapsed": 2.0, "probes": ["softirq-time", "syscalls"], "by_name": {"read": 400, "write": 400},
+             "by_process": [{"pid": 9, "comm": "srv", "count": 800}],
              "softirqs": {"NET_RX": {"per_cpu_usecs": [300, 100], "per_cpu_counts": [60, 20]}}}
     status = {"bcc": {"status": "ok", "detail": "kernel headers at /x"}}
     fields, status = bpf.assemble({"bcc": ("ok", value, 2.0), "runqlat": ("failed", "runqlat killed by SIGKILL", 1.0)},
                                   2, [9], None, status)
     assert fields["syscalls"]["per_sec"] == 400.0 and fields["syscalls"]["scope"] == "pid 9"
-    assert fields["sched"] == {"migrations_per_sec": 15.0} and fields["hardirqs"]["per_sec"] == 5.0
-    assert fields["softirqs"]["NET_RX"]["total_usecs"] == 400 and fields["softirqs"]["NET_RX"]["per_sec"] == 40.0
+    assert "sched" not in fields and "hardirqs" not in fields  # /proc counts those
+    assert fields["softirqs"]["NET_RX"] == {"per_cpu_usecs": [300, 100], "total_usecs": 400}
     assert status["bcc"]["status"] == "ok" and status["libbpf-tools"]["status"] == "failed"
     assert list(status["libbpf-tools"]["tools"]) == ["runqlat"]
 
@@ -245,14 +238,16 @@ def test_perf_stat_counts_forced_migrations_and_reports_absent_events():
     flipper = start(CPU_FLIPPER, "2.5")
     try:
         with Children() as children:
-            result = perf_stat.run_perf_stat(children, 1, perf_stat.EVENTS + ["nosuch:event"])
+            events = perf_stat.EVENTS + ["sched:sched_switch", "raw_syscalls:sys_enter", "nosuch:event"]
+            result = perf_stat.run_perf_stat(children, 1, events)
     finally:
         flips = int(finish(flipper)[0])
     fields = perf_stat.counters_from_perf(result, 1)
     assert result["absent"] == ["nosuch:event"]
     # every setaffinity to the other CPU migrates the task; the flipper ran 2.5 s, the window 1 s
-    assert fields["sched"]["migrations_per_sec"] > 0.2 * flips / 2.5
-    assert fields["sched"]["context_switches_per_sec"] > 0 and fields["syscalls"]["system_per_sec"] > 1000
+    assert fields["sched"]["system_migrations_per_sec"] > 0.2 * flips / 2.5
+    assert fields["sched"]["system_context_switches_per_sec"] > 0 and fields["syscalls"]["system_per_sec"] > 1000
+    assert "contention_per_sec" in fields["locks"] and result["counts"]["net:netif_receive_skb"] >= 0
 
 
 @root_only
@@ -302,39 +297,97 @@ def test_ctrl_c_leaves_no_tool_behind():
 
 # ---------------------------------------------------------------- the whole collection
 
+def watch_children(seconds: float, seen: set[str]) -> None:
+    """Collect the command lines of this process's children, every 20 ms for `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.update(my_children())
+        time.sleep(0.02)
+
+
 @root_only
-def test_collect_counters_runs_both_paths_concurrently():
-    load = start(SOCKET_LOAD, "5", "tcp")
+def test_the_default_collection_starts_no_tool_and_reads_only_proc():
+    load = start(SOCKET_LOAD, "4", "tcp")
+    outcome: dict = {}
     try:
+        worker = threading.Thread(target=lambda: outcome.update(result=collect_counters(2, pids=[load.pid])))
         started = time.monotonic()
-        counters, status = collect_counters(2, pids=[load.pid])
+        worker.start()
+        seen: set[str] = set()
+        watch_children(1.8, seen)
+        worker.join(timeout=10)
+        wall = time.monotonic() - started
+    finally:
+        finish(load)
+    # the watcher does see children (the load), and nothing else: no perf, no BPF tool
+    assert seen and all(line.split()[0] == str(load.pid) for line in seen), seen
+    assert wall < 3.5, wall
+    counters, status = outcome["result"]
+    for name in ("bcc", "libbpf-tools", "bpftrace", "perf-stat"):
+        assert status[name]["status"] == "unavailable"
+        assert status[name]["detail"].startswith("not requested: use --bpf (")
+        assert "% of a loaded nginx's throughput" in status[name]["detail"]
+    assert status["procfs"]["status"] == "ok" and status["window"]["detail"].startswith("only /proc was read")
+    assert all(entry["status"] in ("ok", "unavailable", "failed") and isinstance(entry["detail"], str)
+               for entry in status.values())
+    syscalls = counters["syscalls"]
+    assert syscalls["scope"] == f"pid {load.pid}" and syscalls["by_name"]["read"] > 1000
+    assert "sendto" not in syscalls["by_name"] and "lower bound" in syscalls["source"]
+    net_rx = counters["softirqs"]["NET_RX"]
+    assert net_rx["per_sec"] > 100 and len(net_rx["per_cpu_counts"]) == os.cpu_count()
+    assert "per_cpu_usecs" not in net_rx and "runqlat_usecs" not in counters and "tracepoints" not in counters
+    assert counters["sched"]["context_switches_per_sec"] > 0 and "migrations_per_sec" in counters["sched"]
+    assert counters["hardirqs"]["per_sec"] > 0 and counters["hardirqs"]["by_name"]
+    assert isinstance(counters["rx_cpu_matches_worker"], bool), counters["rx_cpu_placement"]
+    assert counters["sources"]["sched.migrations_per_sec"].startswith("/proc/PID/task/TID/sched")
+    assert my_children() == []
+
+
+@root_only
+def test_bpf_runs_the_tools_concurrently_and_reports_their_statuses():
+    load = start(SOCKET_LOAD, "5", "tcp")
+    seen: set[str] = set()
+    outcome: dict = {}
+    try:
+        worker = threading.Thread(target=lambda: outcome.update(
+            result=collect_counters(2, pids=[load.pid], bpf=True)))
+        started = time.monotonic()
+        worker.start()
+        watch_children(2.5, seen)
+        worker.join(timeout=20)
         wall = time.monotonic() - started
     finally:
         finish(load)
     assert my_children() == []
+    tools = {line.split()[1].rsplit("/", 1)[-1] for line in seen}
+    assert {"syscount", "bpftrace", "perf"} <= tools, seen
+    assert not tools & {"softirqs", "hardirqs", "runqlat"}, seen  # /proc counts those; runqlat not asked
+    counters, status = outcome["result"]
     assert status["bcc"]["status"] == "unavailable" and "no kernel headers" in status["bcc"]["detail"]
     assert status["libbpf-tools"]["status"] == "ok", status["libbpf-tools"]
+    assert list(status["libbpf-tools"]["tools"]) == [f"syscount -p {load.pid}"]
     assert status["perf-stat"]["status"] == "ok" and status["bpftrace"]["status"] == "ok"
-    # six tools and perf stat for 2 s each: one after the other would take > 14 s
+    assert status["procfs"]["status"] == "ok"
+    # the tools and perf stat for 2 s each: one after the other would take > 6 s
     assert wall < 7, wall
     assert counters["duration_s"] == 2
     syscalls = counters["syscalls"]
     assert syscalls["scope"] == f"pid {load.pid}" and syscalls["by_name"]["read"] > 1000
     assert syscalls["by_name"]["sendto"] > 100  # python's socket.send() is sendto(2)
-    assert syscalls["per_sec"] <= syscalls["system_per_sec"] * 1.2
-    assert syscalls["by_process"][0]["pid"] == load.pid
-    assert counters["softirqs"]["NET_RX"]["per_sec"] > 100
-    assert len(counters["softirqs"]["NET_RX"]["per_cpu_usecs"]) == os.cpu_count()
-    assert counters["runqlat_usecs"]["p50"] is not None
-    assert counters["sched"]["context_switches_per_sec"] > 0 and "migrations_per_sec" in counters["sched"]
-    assert "contention_per_sec" in counters["locks"]
+    assert syscalls["source"].startswith("libbpf-tools syscount") and "per_sec_is_lower_bound" not in syscalls
+    net_rx = counters["softirqs"]["NET_RX"]
+    assert net_rx["per_sec"] > 100 and len(net_rx["per_cpu_counts"]) == os.cpu_count()
+    assert len(net_rx["per_cpu_usecs"]) == os.cpu_count() and net_rx["total_usecs"] == sum(net_rx["per_cpu_usecs"])
+    assert "runqlat_usecs" not in counters
+    assert "system_migrations_per_sec" in counters["sched"] and "contention_per_sec" in counters["locks"]
+    assert counters["rx_cpu_placement"]["basis"].startswith("NET_RX time per CPU")
     assert isinstance(counters["rx_cpu_matches_worker"], bool), counters["rx_cpu_placement"]
 
 
 @root_only
 def test_collect_counters_reports_a_killed_tool_and_keeps_the_rest():
     outcome: dict = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=collect_counters(2)))
+    worker = threading.Thread(target=lambda: outcome.update(result=collect_counters(2, bpf="all")))
     worker.start()
     deadline, victim = time.monotonic() + 8, None
     while victim is None and time.monotonic() < deadline:

@@ -28,9 +28,9 @@ from advisor.errors import InputError, UsageError
 MATCH_OVERLAP = 0.8
 MIN_NET_RX_EVENTS = 20  # fewer NET_RX softirqs in the window than this: nothing to compare
 
-# Measured with bench/bench_overhead.py (nginx + wrk between two namespaces on a 2-vCPU VM, 2 x 20
-# ABBA pairs): `advise run --bpf` left a median 0.75-0.78 of the throughput of no collection (and
-# nginx + wrk spent 1.37x the CPU per request); the default run 0.92-0.98, within the noise.
+# Measured with bench/bench_overhead.py (nginx + wrk between two namespaces on a 2-vCPU VM, 40 ABBA
+# pairs): `advise run --bpf` left a median 0.75 of the throughput of no collection (nginx + wrk
+# spent 1.37x the CPU per request); the default run 1.00, as no collection against itself.
 BPF_COST = "~25 % of a loaded nginx's throughput (bench/bench_overhead.py)"
 BPF_COLLECTORS = ("bcc", "libbpf-tools", "bpftrace", "perf-stat")
 

@@ -4,7 +4,7 @@ The kernel keeps these counters whether anyone reads them or not, so reading a f
 start and at the end of the window costs the server nothing (no tracepoint is enabled, no program
 runs on its hot path). What each file gives:
 
-    /proc/softirqs                 softirqs raised and run, per vector and CPU -> softirqs.<VEC>
+    /proc/softirqs                 softirq handlers run, per vector and CPU -> softirqs.<VEC>
     /proc/stat                     ctxt (context switches), intr (every interrupt, local timer and
                                    IPIs included), processes (forks), per-CPU time split
     /proc/interrupts               every interrupt line per CPU -> hardirqs.by_name
@@ -24,7 +24,8 @@ import time
 
 from advisor.errors import InputError
 
-# What syscr/syscw count, checked on this kernel (6.18) with a loop of each call:
+# What syscr/syscw count, checked on this kernel (6.18) with a loop of each call (io_uring from the
+# kernel source: its reads and writes call the file's read_iter/write_iter directly):
 SYSCR_SYSCW = (
     "syscr counts read, readv, pread64, preadv, preadv2 calls (failed ones too, e.g. EAGAIN), syscw "
     "write, writev, pwrite64, pwritev, pwritev2; sendfile and copy_file_range count in both; recv, "

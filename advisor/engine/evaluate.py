@@ -200,14 +200,15 @@ def _rate(counters: dict, path: str) -> float | None:
 
 def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, counters: Verdict) -> Outcome:
     entries = None
-    if ev.counters:
+    lower_bound = bool(lookup(ev.counters, "syscalls.per_sec_is_lower_bound")[0]) if ev.counters else False
+    if ev.counters and not lower_bound:  # a lower bound (read/write families only) would understate
         syscalls = _rate(ev.counters, "syscalls.per_sec")
         if syscalls is not None:
             entries = syscalls + (_rate(ev.counters, "hardirqs.per_sec") or 0.0)
     if entries is None:
         return _model_kind_share(rule, ev, bn, state, counters, prefix=[
-            "kernel entries per second not counted (counters.json lacks syscalls.per_sec): "
-            "estimated from the kernel share instead"])
+            "kernel entries per second not counted (counters.json has no full syscall rate: "
+            "`advise run --bpf syscalls` counts it): estimated from the kernel share instead"])
     _need_profile(rule, ev)
     if state.holds is None:
         raise _Skip("not_evaluated", f"mitigation state unknown: {state.detail}")
