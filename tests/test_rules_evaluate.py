@@ -192,3 +192,9 @@ def test_symbols_absent_from_the_kernel_mean_not_evaluated_not_clean():
     _, _, clean, skipped = run(two_busy_cpus(SYS + ";tcp_recvmsg", 30), system=system)
     assert "compiled out" in skipped["syscall-audit"]
     assert "netfilter" in clean
+
+
+def test_app_all_cores_needs_really_idle_cpus():
+    entries = [("server", 0, SERVE, 100), ("swapper/1", 1, IDLE, 30), ("server", 1, SERVE, 70)]
+    _, recs, clean, _ = run(entries)
+    assert "app-all-cores" not in recs and "busy too" in clean["app-all-cores"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..evidence import Evidence
+from ..profile import SPARE_PCT
 from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
@@ -232,7 +233,9 @@ def _model_imbalance(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, c
     if bn.kind != "some-saturated":
         raise _Skip("clean", f"no saturated CPU next to an idle one: {bn.note}")
     sat = cpus[cpus["saturated"]]
-    spare = cpus[~cpus["saturated"]]
+    spare = cpus[cpus["busy_pct"] < SPARE_PCT]  # a CPU at 70% is no idle capacity to speak of
+    if spare.empty:
+        raise _Skip("clean", f"the CPUs that are not saturated are busy too: {bn.note}")
     spare_capacity = float(((100.0 - spare["busy_pct"]) / 100.0).sum())
     k = len(sat)
     lo_r, hi_r = rule.removable_range
