@@ -29,20 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
-from benchlib import MB, PYTHON, REPO, spread  # noqa: E402
+from benchlib import MB, PARSE_CHILD, PYTHON, REPO, spread  # noqa: E402
 from bench_speed import advise_command  # noqa: E402
 
-PARSE_CHILD = r"""
-import json, sys, time
-sys.path.insert(0, {repo!r})
-from advisor.parse.perf_script import read
-path = sys.argv[1]
-t0 = time.perf_counter()
-with open(path, "rb") as f:
-    table = read(f, path)
-print(json.dumps({{"seconds": time.perf_counter() - t0, "samples": table.samples,
-                  "rows": len(table)}}))
-"""
 
 IMPORT_ONLY = [PYTHON, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
                "import advisor.cli, advisor.analysis"]

@@ -215,3 +215,16 @@ def find_stackcollapse() -> Path | None:
     if found:
         candidates.append(Path(found))
     return next((c for c in candidates if c.is_file()), None)
+
+#: A child process that parses one file and prints its time, samples and rows (JSON).
+PARSE_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from advisor.parse.perf_script import read  # imports (pandas via advisor/__init__) not timed
+path = sys.argv[1]
+t0 = time.perf_counter()
+with open(path, "rb") as f:
+    table = read(f, path)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "samples": table.samples,
+                  "rows": len(table)}}))
+"""
