@@ -70,3 +70,24 @@ def test_target_exiting_mid_run_gives_a_partial_result():
     assert data["profile"]["samples"] > 0
     # no perf of ours remains (other perf processes on a shared machine are not ours)
     assert subprocess.run(["pgrep", "-f", f"perf record .*-p {busy.pid} "], capture_output=True).returncode == 1
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare (util-linux)")
+def test_tracefs_not_mounted_and_failing_bpf_tools_give_a_partial_result():
+    """In a private mount namespace without tracefs: perf still samples, the tracepoint-based
+    collectors (perf stat, bpftrace, libbpf-tools' syscount) really fail, and the report says so."""
+    script = ("umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; "
+              "umount /sys/kernel/debug 2>/dev/null; exec \"$0\" -m advisor.cli run --bpf all --duration 2 "
+              "--format json")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, sys.executable], capture_output=True, text=True,
+                          timeout=90, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    collectors = json.loads(proc.stdout)["collectors"]
+    assert collectors["perf"]["status"] == "ok"
+    assert collectors["perf-stat"]["status"] == "failed" and "tracefs not mounted" in collectors["perf-stat"]["detail"]
+    failed = {name for name, c in collectors.items() if c["status"] == "failed"}
+    assert {"bpftrace", "libbpf-tools"} & failed, collectors
+    for name in failed:
+        assert collectors[name]["detail"] and "\n" not in collectors[name]["detail"]
+    leftovers = subprocess.run(["pgrep", "-f", "syscount|runqlat|bpftrace -e"], capture_output=True, text=True)
+    assert leftovers.stdout == "", leftovers.stdout
