@@ -34,12 +34,7 @@ BPF_JMP_JSET_K = 0x45
 BPF_RET_K = 0x06
 
 
-class SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+from advisor.lab.cbpf import SockFilter, SockFprog  # noqa: E402
 
 
 def dhcp_client_filter(port: int = DHCP_CLIENT_PORT) -> list[tuple[int, int, int, int]]:

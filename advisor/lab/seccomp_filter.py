@@ -109,12 +109,7 @@ SECCOMP_SET_MODE_FILTER = 1
 NR_SECCOMP = 317
 
 
-class SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+from advisor.lab.cbpf import SockFilter, SockFprog  # noqa: E402
 
 
 def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, int]:

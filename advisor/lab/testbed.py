@@ -101,26 +101,22 @@ def enter_netns(netns: str) -> None:
         os.close(fd)
 
 
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 3.0, sig: int = signal.SIGTERM) -> None:
     """Signal the group led by `proc` (started with start_new_session), then SIGKILL what is left."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
+    for signum in ((sig, signal.SIGKILL) if proc.poll() is None else (signal.SIGKILL,)):
+        # SIGKILL even when the leader is gone: children of its group may still live
+        _killpg(proc.pid, signum)
         try:
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             pass
-    # the leader may be gone while children of its group still live: kill the group anyway
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def children_of(pid: int) -> list[int]:
