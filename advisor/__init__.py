@@ -16,24 +16,35 @@
 
 __version__ = "0.1.0"
 
+import importlib
+import sys
+import types
+
 from .errors import AdvisorError, EnvironmentProblem, InputError, UsageError  # noqa: E402
 from .model import Frame, StackKey, StackTable  # noqa: E402
-from .profile import Profile  # noqa: E402
-from .analysis import Result, analyze, analyze_evidence, load  # noqa: E402
+
+#: Imported when first used, so that `advise analyze` starts `perf script` sooner (the CLI
+#: imports what it needs itself): name -> submodule.
+_LAZY = {"Profile": ".profile", "Result": ".analysis", "analyze": ".analysis",
+         "analyze_evidence": ".analysis", "load": ".analysis"}
 
 
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-# Imported before the functions below shadow their names: importing a submodule sets the package
-# attribute of its name, so a lazy import would replace `advisor.run` (the function) with the module.
-from . import run as _run_module  # noqa: E402
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def run(*args, **kwargs):
     """Collect on this box for one window and analyse it (see advisor.run.run); needs root."""
-    return _run_module.run(*args, **kwargs)
-
-
-from . import diff as _diff_module  # noqa: E402
+    return importlib.import_module(".run", __name__).run(*args, **kwargs)
 
 
 def diff(before, after, **kwargs):
@@ -45,8 +56,20 @@ def diff(before, after, **kwargs):
     >>> change.throughput["change_pct"] > 0
     True
     """
-    return _diff_module.diff(before, after, **kwargs)
+    return importlib.import_module(".diff", __name__).diff(before, after, **kwargs)
 
+
+class _Package(types.ModuleType):
+    """Keeps `advisor.run` and `advisor.diff` the functions above: importing the submodules of the
+    same names would otherwise replace them (the import system sets the package's attribute)."""
+
+    def __setattr__(self, name, value):
+        if name in ("run", "diff") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = ["run", "diff", "AdvisorError", "EnvironmentProblem", "InputError", "UsageError", "Frame", "StackKey",
            "StackTable", "Profile", "Result", "analyze", "analyze_evidence", "load", "__version__"]

@@ -5,9 +5,8 @@ The same path serves `advise analyze`, `advise run` (after it has collected) and
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-
-import pandas as pd
 
 from . import __version__
 from .bundle import open_bundle, read_samples
@@ -45,7 +44,10 @@ def load(path: str | Path, *, comm: str | None = None, pid: int | None = None,
 
 
 class Result:
-    """The outcome of an analysis: a plain dict (the JSON report) plus pandas views."""
+    """The outcome of an analysis: a plain dict (the JSON report) plus pandas views.
+
+    The views import pandas when first asked for, so that `advise analyze` never does.
+    """
 
     def __init__(self, data: dict, evidence: Evidence, rules: list[Rule]):
         self.data = data
@@ -57,18 +59,24 @@ class Result:
         return self.evidence.profile
 
     @property
-    def recommendations(self) -> pd.DataFrame:
+    def recommendations(self):
+        import pandas as pd
+
         cols = ["rank", "rule", "title", "estimated_gain_pct", "gain_low_pct", "gain_high_pct",
                 "confidence", "tier", "share_pct", "risk", "weakens_security", "basis"]
         return pd.DataFrame([{c: r[c] for c in cols} for r in self.data["recommendations"]],
                             columns=cols)
 
     @property
-    def not_evaluated(self) -> pd.DataFrame:
+    def not_evaluated(self):
+        import pandas as pd
+
         return pd.DataFrame(self.data["not_evaluated"], columns=["rule", "reason"])
 
     @property
-    def clean(self) -> pd.DataFrame:
+    def clean(self):
+        import pandas as pd
+
         return pd.DataFrame(self.data["clean"], columns=["rule", "share_pct", "reason"])
 
     def top(self) -> dict | None:
@@ -150,8 +158,10 @@ class Recommendation:
         return self.data["rule"]
 
     @property
-    def matched(self) -> pd.DataFrame:
-        """The frames that made samples count, with their share of busy time (percent)."""
+    def matched(self):
+        """The frames that made samples count, with their share of busy time (percent), a DataFrame."""
+        import pandas as pd
+
         return pd.DataFrame(self.data["matched"], columns=["symbol", "share_pct"])
 
     def _repr_html_(self) -> str:
@@ -171,17 +181,16 @@ class Recommendation:
 
 
 def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
-    cpus = p.cpus()
-    top = p.top(top_n)
     return {
         "event": p.event, "events": p.events, "samples": p.samples, "busy_samples": p.busy_samples,
         "busy_pct": round(p.busy_pct, 2), "duration_s": p.duration_s,
-        "cpus": [{"cpu": int(c), "samples": int(n), "busy_pct": round(float(b), 2), "saturated": bool(s)}
-                 for c, n, b, s in zip(cpus["cpu"], cpus["samples"], cpus["busy_pct"], cpus["saturated"])],
-        "bottleneck": {"kind": bottleneck.kind, "cpus": bottleneck.cpus, "note": bottleneck.note},
+        "cpus": [{"cpu": c.cpu, "samples": c.samples, "busy_pct": round(c.busy_pct, 2), "saturated": c.saturated}
+                 for c in p.cpu_stats()],
+        "bottleneck": {"kind": bottleneck.kind, "cpus": bottleneck.cpus, "note": bottleneck.note,
+                       "scale": bottleneck.scale},
         "top": [{"symbol": r.symbol, "dso": r.dso, "kind": r.kind, "self_pct": round(r.self_pct, 2),
                  "inclusive_pct": round(r.inclusive_pct, 2), "samples": int(r.self_samples)}
-                for r in top.itertuples()],
+                for r in p.top_symbols(top_n)],
         "filters": dict(p.filters),
     }
 
@@ -227,7 +236,7 @@ def analyze(path: str | Path, *, comm: str | None = None, pid: int | None = None
     >>> from advisor.paths import samples_dir
     >>> r = analyze(samples_dir() / "netfilter")
     >>> r.top()["rule"], r.profile.samples
-    ('netfilter', 4960)
+    ('netfilter', 4525)
     >>> list(r.recommendations.columns[:4])
     ['rank', 'rule', 'title', 'estimated_gain_pct']
     >>> bool(r.recommendations.loc[0, "estimated_gain_pct"] > 20)
@@ -235,5 +244,34 @@ def analyze(path: str | Path, *, comm: str | None = None, pid: int | None = None
     >>> analyze(samples_dir() / "netfilter", comm="nginx").profile.filters
     {'comm': 'nginx', 'pid': None}
     """
-    evidence = load(path, comm=comm, pid=pid, event=event)
-    return analyze_evidence(evidence, load_rules(Path(rules_dir) if rules_dir else None))
+    # The rules load while the samples are read: perf script spends its first ~0.1 s loading
+    # symbols before it prints anything, time the main thread only waits.
+    rules = _Background(load_rules, Path(rules_dir) if rules_dir else None)
+    try:
+        evidence = load(path, comm=comm, pid=pid, event=event)
+    finally:
+        rules.join()  # a bad input is reported before a bad rule, as in sequence
+    return analyze_evidence(evidence, rules.result())
+
+
+class _Background(threading.Thread):
+    """`function(*args)` in a thread of its own; result() returns its value or raises its error."""
+
+    def __init__(self, function, *args):
+        super().__init__(name=f"advisor-{function.__name__}", daemon=True)
+        self._call = (function, args)
+        self._value = self._error = None
+        self.start()
+
+    def run(self) -> None:
+        function, args = self._call
+        try:
+            self._value = function(*args)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

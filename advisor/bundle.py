@@ -50,7 +50,7 @@ def read_json(path: Path) -> dict:
 
 #: Nested meta.json fields the reports show: (section, field) -> expected type.
 META_NESTED = {("load", "tool"): str, ("load", "requests_per_sec"): (int, float), ("target", "comm"): str,
-               ("target", "pid"): int}
+               ("target", "pid"): int, ("target", "cgroup"): str, ("target", "scoped"): bool}
 
 
 def _check_meta(meta: dict, path: Path) -> None:
@@ -62,7 +62,7 @@ def _check_meta(meta: dict, path: Path) -> None:
             raise InputError("field cpus: expected int, found bool", str(path))
     for (section, key), kind in META_NESTED.items():
         value = (meta.get(section) or {}).get(key) if isinstance(meta.get(section), dict) else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        if value is not None and (isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)):
             wanted = kind.__name__ if isinstance(kind, type) else "number"
             raise InputError(f"field {section}.{key}: expected {wanted}, found {type(value).__name__}", str(path))
 

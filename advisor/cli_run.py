@@ -30,7 +30,10 @@ def register(subparsers) -> None:
     target = p.add_mutually_exclusive_group()
     target.add_argument("--comm", help="target processes by command name (their state and syscalls "
                         "are read; perf still samples every CPU)")
-    target.add_argument("--pid", type=int, help="target process: perf samples only it (-p PID)")
+    target.add_argument("--pid", type=int, help="target process and its descendants (an nginx master brings "
+                        "its workers): perf samples only them (-p)")
+    target.add_argument("--cgroup", metavar="PATH", help="target cgroup, e.g. system.slice/nginx.service or "
+                        "/sys/fs/cgroup/...: perf samples only its processes and sub-cgroups (-a -G)")
     p.add_argument("--netns", metavar="NAME", help="read the network probes (firewall, devices, qdiscs, "
                    "packet sockets) inside this network namespace; its processes are the target when "
                    "no --comm/--pid is given")
@@ -57,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not 0 < args.frequency <= MAX_FREQUENCY:
         raise UsageError(f"--frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
     result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,
-                 netns=args.netns, during=args.during, save=args.save, progress=True,
+                 cgroup=args.cgroup, netns=args.netns, during=args.during, save=args.save, progress=True,
                  rules_dir=args.rules, bpf=args.bpf)
     render_result(result, args.format, args.output)
     return gate(result.data, args.fail_on_gain)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .analysis import Result, analyze
 from .report import gain, pct
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: `import advisor` stays light
+    import pandas as pd
 
 SCHEMA_VERSION = "1"
 #: Gain deltas smaller than this (percentage points) are "unchanged": sampling noise.
@@ -48,6 +50,8 @@ def diff(before, after, *, comm: str | None = None, pid: int | None = None, even
 
 def symbol_deltas(before, after) -> pd.DataFrame:
     """Self and inclusive share of busy time per symbol in both profiles, and the change (points)."""
+    import pandas as pd
+
     a = before.top(None).set_index("symbol")
     b = after.top(None).set_index("symbol")
     symbols = a.index.union(b.index)
@@ -78,6 +82,8 @@ def _fate(data: dict, rule: str, side: str) -> str:
 def recommendation_changes(before: dict, after: dict, min_change: float = MIN_CHANGE) -> pd.DataFrame:
     """One row per rule recommended on either side: appeared, disappeared, changed or unchanged
     (a gain delta under `min_change` points is sampling noise), the largest news first."""
+    import pandas as pd
+
     a = {r["rule"]: r for r in before["recommendations"]}
     b = {r["rule"]: r for r in after["recommendations"]}
     rows = []

@@ -29,5 +29,4 @@ class Evidence:
         for n in ((cpu or {}).get("count") if isinstance(cpu, dict) else None, self.meta.get("cpus")):
             if isinstance(n, int) and not isinstance(n, bool) and n > 0:
                 return n
-        cpus = self.profile.cpus()
-        return len(cpus) if not cpus.empty else None
+        return len(self.profile.cpu_stats()) or None

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-
-import pandas as pd
+from typing import NamedTuple
 
 from .engine.match import SymbolFamily, family, match_stack
 from .model import StackTable
@@ -67,8 +66,38 @@ class Share:
         return 100.0 * self.fraction
 
 
+#: Columns of `Profile.rows`, one row per (comm, pid, tid, cpu, stack) of the analysed event.
+ROW_COLUMNS = ["stack", "comm", "pid", "tid", "cpu", "count", "weight", "idle", "selected"]
+
+
+class CpuStat(NamedTuple):
+    cpu: int
+    samples: int
+    busy_pct: float
+    saturated: bool
+
+
+class ProcessStat(NamedTuple):
+    comm: str
+    busy_pct: float
+    samples: int
+
+
+class SymbolStat(NamedTuple):
+    symbol: str
+    dso: str
+    kind: str
+    self_pct: float
+    inclusive_pct: float
+    self_samples: int
+
+
 class Profile:
     """Aggregated stacks of one event, with idle time told apart from busy time.
+
+    The engine reads plain Python (`share`, `cpu_stats`, `process_stats`, `top_symbols`), so
+    that `advise analyze` never imports pandas; the DataFrame views (`rows`, `cpus()`, `top()`,
+    `by_process()`) are built from the same figures when a notebook asks for them.
 
     >>> from advisor.parse.folded import read
     >>> import io
@@ -92,25 +121,32 @@ class Profile:
         stack_index: dict[tuple, int] = {}
         self.stacks: list[tuple[str, ...]] = []  # symbol tuples, root first
         self.stack_frames: list[tuple] = []  # Frame tuples, same order
-        rows = []
-        for key, (count, weight) in table.rows.items():
-            if key.event != self.event:
+        idle_of: dict[tuple, bool] = {}  # (comm is swapper, stack) -> idle
+        rows = []  # ROW_COLUMNS tuples, in the table's order (export.selected_table relies on it)
+        for (event, comm, key_pid, tid, cpu, frames), (count, weight) in table.rows.items():
+            if event != self.event:
                 continue
-            symbols = tuple(f.symbol for f in key.frames)
-            idx = stack_index.get(key.frames)
+            idx = stack_index.get(frames)
             if idx is None:
-                idx = stack_index[key.frames] = len(self.stacks)
-                self.stacks.append(symbols)
-                self.stack_frames.append(key.frames)
-            idle = self._is_idle(key.comm, symbols)
+                idx = stack_index[frames] = len(self.stacks)
+                self.stacks.append(tuple(f.symbol for f in frames))
+                self.stack_frames.append(frames)
+            swapper = comm.startswith("swapper")
+            idle = idle_of.get((swapper, idx))
+            if idle is None:
+                idle = idle_of[(swapper, idx)] = self._is_idle(comm, self.stacks[idx])
             selected = True
-            if comm_match is not None and not comm_match.matches(key.comm):
+            if comm_match is not None and not comm_match.matches(comm):
                 selected = False
-            if pid is not None and not (key.pid == pid or (key.pid == -1 and key.tid == pid)):
+            if pid is not None and not (key_pid == pid or (key_pid == -1 and tid == pid)):
                 selected = False
-            rows.append((idx, key.comm, key.pid, key.tid, key.cpu, count, weight, idle, selected))
-        self.rows = pd.DataFrame(rows, columns=["stack", "comm", "pid", "tid", "cpu", "count",
-                                                "weight", "idle", "selected"])
+            rows.append((idx, comm, key_pid, tid, cpu, count, weight, idle, selected))
+        self._rows = rows
+        self.samples = sum(r[5] for r in rows)
+        #: Busy rows of the selected processes, the population every share is taken over:
+        #: (stack, comm, cpu, count, weight).
+        self._busy = [(r[0], r[1], r[4], r[5], r[6]) for r in rows if not r[7] and r[8]]
+        self._totals_cache: dict[frozenset | None, tuple[float, int]] = {}
 
     # ----------------------------------------------------------------- idle and busy
     @staticmethod
@@ -124,52 +160,124 @@ class Profile:
         return False
 
     @cached_property
-    def _busy(self) -> pd.DataFrame:
-        """Busy rows of the selected processes: the population every share is taken over."""
-        r = self.rows
-        return r[(~r["idle"]) & r["selected"]]
+    def rows(self):
+        """The analysed event's rows as a pandas DataFrame (columns ROW_COLUMNS), built on demand."""
+        import pandas as pd
 
-    @property
-    def samples(self) -> int:
-        return int(self.rows["count"].sum())
+        return pd.DataFrame(self._rows, columns=ROW_COLUMNS)
+
+    def busy_rows(self) -> list[tuple[int, str, int, int, int]]:
+        """Busy rows of the selected processes, in table order: (stack, comm, cpu, count, weight)."""
+        return self._busy
+
+    def selected_flags(self) -> list[bool]:
+        """Whether each row (in table order) passes the --comm/--pid filters."""
+        return [r[8] for r in self._rows]
 
     @property
     def busy_samples(self) -> int:
-        return int(self._busy["count"].sum())
+        return self._busy_totals(None)[1]
 
     @property
     def busy_weight(self) -> float:
-        return float(self._busy["weight"].sum())
+        return self._busy_totals(None)[0]
 
-    @property
+    @cached_property
     def busy_pct(self) -> float:
         """Utilisation of the machine while it was recorded (all processes), in percent."""
-        total = self.rows["weight"].sum()
-        busy = self.rows.loc[~self.rows["idle"], "weight"].sum()
+        total = sum(r[6] for r in self._rows)
+        busy = sum(r[6] for r in self._rows if not r[7])
         return float(100.0 * busy / total) if total else 0.0
 
     @property
     def has_cpu(self) -> bool:
-        return bool(len(self.rows)) and bool((self.rows["cpu"] >= 0).all())
+        return bool(self._rows) and all(r[4] >= 0 for r in self._rows)
 
     @property
     def duration_s(self) -> float | None:
         return self.table.duration_s
 
-    def cpus(self) -> pd.DataFrame:
-        """Per CPU: samples, busy %, and whether it is saturated (all processes count)."""
-        r = self.rows[self.rows["cpu"] >= 0]
-        if r.empty:
-            return pd.DataFrame(columns=["cpu", "samples", "busy_pct", "saturated"])
-        total = r.groupby("cpu")["weight"].sum()
-        busy = r[~r["idle"]].groupby("cpu")["weight"].sum().reindex(total.index, fill_value=0)
-        counts = r.groupby("cpu")["count"].sum()
-        out = pd.DataFrame({"cpu": total.index, "samples": counts.values,
-                            "busy_pct": (100.0 * busy / total).values})
-        out["saturated"] = out["busy_pct"] >= SATURATED_PCT
-        return out.reset_index(drop=True)
+    @cached_property
+    def _cpu_stats(self) -> tuple[CpuStat, ...]:
+        per_cpu: dict[int, list[int]] = {}  # cpu -> [samples, weight, busy weight]
+        for r in self._rows:
+            cpu = r[4]
+            if cpu < 0:
+                continue
+            acc = per_cpu.get(cpu)
+            if acc is None:
+                acc = per_cpu[cpu] = [0, 0, 0]
+            acc[0] += r[5]
+            acc[1] += r[6]
+            if not r[7]:
+                acc[2] += r[6]
+        stats = []
+        for cpu in sorted(per_cpu):
+            samples, total, busy = per_cpu[cpu]
+            busy_pct = 100.0 * busy / total if total else float("nan")
+            stats.append(CpuStat(cpu, samples, busy_pct, busy_pct >= SATURATED_PCT))
+        return tuple(stats)
+
+    def cpu_stats(self) -> list[CpuStat]:
+        """Per CPU, in CPU order: samples, busy %, saturated (all processes count); [] without CPUs."""
+        return list(self._cpu_stats)
+
+    def cpus(self):
+        """Per CPU: samples, busy %, and whether it is saturated (all processes count), a DataFrame."""
+        import pandas as pd
+
+        columns = ["cpu", "samples", "busy_pct", "saturated"]
+        if not self._cpu_stats:
+            return pd.DataFrame(columns=columns)
+        return pd.DataFrame(self._cpu_stats, columns=columns)
 
     # ----------------------------------------------------------------- shares
+    @cached_property
+    def _stack_sets(self) -> list[frozenset[str]]:
+        """The distinct symbols of each stack, same order as `stacks`."""
+        return [frozenset(symbols) for symbols in self.stacks]
+
+    @cached_property
+    def _all_symbols(self) -> frozenset[str]:
+        return frozenset().union(*self._stack_sets)
+
+    @cached_property
+    def _busy_by_stack(self) -> dict[int, list[int]]:
+        """stack index -> positions of its rows in the busy rows, ascending."""
+        index: dict[int, list[int]] = {}
+        for pos, row in enumerate(self._busy):
+            found = index.get(row[0])
+            if found is None:
+                index[row[0]] = [pos]
+            else:
+                found.append(pos)
+        return index
+
+    def _busy_totals(self, cpus: list[int] | None) -> tuple[float, int]:
+        """(weight, samples) of the busy rows, on `cpus` only when given."""
+        key = None if cpus is None else frozenset(cpus)
+        totals = self._totals_cache.get(key)
+        if totals is None:
+            rows = self._busy if key is None else [r for r in self._busy if r[2] in key]
+            totals = self._totals_cache[key] = (float(sum(r[4] for r in rows)), sum(r[3] for r in rows))
+        return totals
+
+    def _match_stacks(self, target: SymbolFamily, under: SymbolFamily, exclude_below: SymbolFamily,
+                      self_only: bool) -> dict[int, int]:
+        """{stack index: index of the frame that makes it count} for every stack that matches
+        (see match_stack). A stack none of whose symbols is in the family cannot match: the
+        family judges each distinct symbol once, and only the other stacks are walked."""
+        matching = set(target.select(self._all_symbols))
+        hit = {}
+        if matching:
+            stacks = self.stacks
+            for i, symbols in enumerate(self._stack_sets):
+                if not symbols.isdisjoint(matching):
+                    at = match_stack(stacks[i], target, under, exclude_below, self_only)
+                    if at >= 0:
+                        hit[i] = at
+        return hit
+
     def share(self, symbols, under=None, exclude_below=None, mode: str = "inclusive",
               cpus: list[int] | None = None, comms=None) -> Share:
         """Busy time whose stack passes through `symbols` (globs), optionally only `under`
@@ -184,29 +292,33 @@ class Profile:
         >>> p = load(samples_dir() / "netfilter").profile
         >>> s = p.share("nf_hook_slow")
         >>> round(s.pct), s.samples, sorted(s.comms)
-        (41, 1943, ['nginx', 'wrk'])
+        (39, 1693, ['nginx', 'wrk'])
         >>> round(p.share("nft_do_chain*", under="ip_output").pct) < round(s.pct)
         True
         """
         target, anc, excl = family(symbols), family(under), family(exclude_below)
         only = family(comms) if comms else None
-        self_only = mode == "self"
-        hit = [match_stack(s, target, anc, excl, self_only) for s in self.stacks]
-        busy = self._busy
-        if cpus is not None:
-            busy = busy[busy["cpu"].isin(cpus)]
-        result = Share(0.0, float(busy["weight"].sum()), 0, int(busy["count"].sum()))
+        hit = self._match_stacks(target, anc, excl, mode == "self")
+        wanted = None if cpus is None else frozenset(cpus)
+        busy_weight, busy_samples = self._busy_totals(cpus)
+        result = Share(0.0, busy_weight, 0, busy_samples)
         per_cpu: dict[int, float] = defaultdict(float)
-        for stack, cpu, comm, count, weight in zip(busy["stack"], busy["cpu"], busy["comm"], busy["count"],
-                                                   busy["weight"]):
-            i = hit[stack]
-            if i < 0 or (only is not None and not only.matches(comm)):
+        # The matched rows in busy-row order, so that sums and first-seen orders (most_common
+        # ties) are those of a pass over every row.
+        by_stack = self._busy_by_stack
+        positions = sorted(pos for stack in hit for pos in by_stack.get(stack, ()))
+        busy, stacks = self._busy, self.stacks
+        for pos in positions:
+            stack, comm, cpu, count, weight = busy[pos]
+            if wanted is not None and cpu not in wanted:
+                continue
+            if only is not None and not only.matches(comm):
                 continue
             result.comms[comm] += weight
             result.weight += weight
             result.samples += count
-            per_cpu[int(cpu)] += weight
-            result.symbols[self.stacks[stack][i]] += weight
+            per_cpu[cpu] += weight
+            result.symbols[stacks[stack][hit[stack]]] += weight
         result.per_cpu = dict(per_cpu)
         return result
 
@@ -214,12 +326,12 @@ class Profile:
         """Busy time whose leaf frame is of `kind` ('kernel', 'user', 'jit'...)."""
         busy = self._busy
         if cpus is not None:
-            busy = busy[busy["cpu"].isin(cpus)]
-        leaf_kind = [f[-1].kind if f else "" for f in self.stack_frames]
-        mask = busy["stack"].map(lambda i: leaf_kind[i] == kind)
-        sel = busy[mask]
-        return Share(float(sel["weight"].sum()), float(busy["weight"].sum()),
-                     int(sel["count"].sum()), int(busy["count"].sum()))
+            wanted = set(cpus)
+            busy = [r for r in busy if r[2] in wanted]
+        of_kind = [bool(f) and f[-1].kind == kind for f in self.stack_frames]
+        sel = [r for r in busy if of_kind[r[0]]]
+        return Share(float(sum(r[4] for r in sel)), float(sum(r[4] for r in busy)),
+                     sum(r[3] for r in sel), sum(r[3] for r in busy))
 
     @property
     def has_kernel_frames(self) -> bool:
@@ -230,13 +342,87 @@ class Profile:
         """Whether frames carry their kind (perf script does; plain folded stacks may not)."""
         return any(f.kind != "unknown" for frames in self.stack_frames for f in frames)
 
-    # ----------------------------------------------------------------- pandas views
-    def _stack_weights(self) -> dict[int, tuple[float, int]]:
-        w = self._busy.groupby("stack")[["weight", "count"]].sum()
-        return {int(i): (float(a), int(b)) for i, a, b in zip(w.index, w["weight"], w["count"])}
+    # ----------------------------------------------------------------- symbol and process views
+    def _busy_sums_by(self, column: int) -> dict:
+        """[weight, samples] of the busy rows summed by one of their columns (0 stack, 1 comm, 2 cpu)."""
+        acc: dict = {}
+        for row in self._busy:
+            a = acc.get(row[column])
+            if a is None:
+                acc[row[column]] = [row[4], row[3]]
+            else:
+                a[0] += row[4]
+                a[1] += row[3]
+        return acc
 
-    def top(self, n: int | None = 20, by: str = "self") -> pd.DataFrame:
-        """Symbols by self or inclusive share of busy time (percent).
+    @cached_property
+    def _weights_by_stack(self) -> dict[int, tuple[float, int]]:
+        acc = self._busy_sums_by(0)
+        return {i: (float(acc[i][0]), acc[i][1]) for i in sorted(acc)}
+
+    def _stack_weights(self) -> dict[int, tuple[float, int]]:
+        """Busy (weight, samples) per stack index, in stack order."""
+        return self._weights_by_stack
+
+    def top_symbols(self, n: int | None = 20, by: str = "self") -> list[SymbolStat]:
+        """Symbols by self or inclusive share of busy time (percent), largest first; ties by name.
+
+        A symbol's dso and kind are those of its first frame in the first busy stack showing it.
+        """
+        busy_weight = self.busy_weight or 1.0
+        weights = self._weights_by_stack  # busy stacks, ascending
+        self_w: dict[str, float] = {}
+        self_n: dict[str, int] = {}
+        for idx, (weight, count) in weights.items():
+            symbols = self.stacks[idx]
+            if symbols:
+                leaf = symbols[-1]
+                self_w[leaf] = self_w.get(leaf, 0) + weight
+                self_n[leaf] = self_n.get(leaf, 0) + count
+        with_self = [sym for sym, weight in self_w.items() if weight > 0]
+        if by == "self" and n is not None and len(with_self) >= n:
+            candidates = with_self  # the n first have self time: no other symbol can be among them
+        else:
+            candidates = frozenset().union(*(self._stack_sets[idx] for idx in weights))
+            if by != "self":
+                candidates = self._inclusive(candidates)
+        key = self_w if by == "self" else candidates
+        order = sorted(candidates, key=lambda sym: (-(100.0 * key.get(sym, 0) / busy_weight), sym))
+        if n is not None:
+            order = order[:max(n, 0)]
+        incl_w = candidates if by != "self" else self._inclusive(order)
+        stats = []
+        for sym, (idx, pos) in self._first_frames(order).items():
+            frame = self.stack_frames[idx][pos]
+            stats.append(SymbolStat(sym, frame.dso, frame.kind, 100.0 * self_w.get(sym, 0) / busy_weight,
+                                    100.0 * incl_w[sym] / busy_weight, self_n.get(sym, 0)))
+        return stats
+
+    def _inclusive(self, symbols) -> dict[str, float]:
+        """Busy weight of the stacks that show each symbol (counted once per stack)."""
+        wanted = frozenset(symbols)
+        incl: dict[str, float] = {}
+        sets = self._stack_sets
+        for idx, (weight, _count) in self._weights_by_stack.items():
+            for sym in sets[idx] & wanted:
+                incl[sym] = incl.get(sym, 0) + weight
+        return incl
+
+    def _first_frames(self, symbols: list[str]) -> dict[str, tuple[int, int]]:
+        """symbol -> (first busy stack showing it, index of its first frame there), in `symbols` order."""
+        found: dict[str, tuple[int, int]] = {}
+        wanted = frozenset(symbols)
+        sets = self._stack_sets
+        for idx in self._weights_by_stack:
+            for sym in sets[idx] & wanted:
+                if sym not in found:
+                    found[sym] = (idx, self.stacks[idx].index(sym))
+            if len(found) == len(wanted):
+                break
+        return {sym: found[sym] for sym in symbols}
+
+    def top(self, n: int | None = 20, by: str = "self"):
+        """Symbols by self or inclusive share of busy time (percent), a DataFrame.
 
         Columns: symbol, dso, kind, self_pct, inclusive_pct, self_samples.
 
@@ -248,33 +434,27 @@ class Profile:
         >>> top.loc[0, "symbol"], round(top.loc[0, "self_pct"])
         ('nft_do_chain', 30)
         """
-        busy_weight = self.busy_weight or 1.0
-        self_w: Counter = Counter()
-        incl_w: Counter = Counter()
-        self_n: Counter = Counter()
-        where: dict[str, tuple[str, str]] = {}
-        for idx, (weight, count) in self._stack_weights().items():
-            frames = self.stack_frames[idx]
-            if not frames:
-                continue
-            leaf = frames[-1]
-            self_w[leaf.symbol] += weight
-            self_n[leaf.symbol] += count
-            for sym in {f.symbol for f in frames}:
-                incl_w[sym] += weight
-            for f in frames:
-                where.setdefault(f.symbol, (f.dso, f.kind))
-        rows = [(sym, where[sym][0], where[sym][1], 100.0 * self_w[sym] / busy_weight,
-                 100.0 * incl_w[sym] / busy_weight, self_n[sym]) for sym in incl_w]
-        df = pd.DataFrame(rows, columns=["symbol", "dso", "kind", "self_pct", "inclusive_pct",
-                                         "self_samples"])
-        key = "self_pct" if by == "self" else "inclusive_pct"
-        df = df.sort_values([key, "symbol"], ascending=[False, True]).reset_index(drop=True)
+        import pandas as pd
+
+        df = pd.DataFrame(self.top_symbols(None, by), columns=list(SymbolStat._fields))
         return df if n is None else df.head(n)
 
-    def by_process(self) -> pd.DataFrame:
-        """Busy share per comm (percent), largest first."""
-        b = self._busy
+    def process_stats(self) -> list[ProcessStat]:
+        """Busy share per comm (percent), largest first (ties by name)."""
+        acc = self._busy_sums_by(1)
+        total = sum(a[0] for a in acc.values()) or 1.0
+        order = sorted(acc, key=lambda c: (-acc[c][0], c))
+        return [ProcessStat(c, 100.0 * acc[c][0] / total, acc[c][1]) for c in order]
+
+    def by_process(self):
+        """Busy share per comm (percent), largest first, a DataFrame.
+
+        Ties keep the order pandas gives them, as before `process_stats` existed.
+        """
+        import pandas as pd
+
+        r = self.rows
+        b = r[(~r["idle"]) & r["selected"]]
         total = b["weight"].sum() or 1.0
         g = b.groupby("comm")[["weight", "count"]].sum().sort_values("weight", ascending=False)
         return pd.DataFrame({"comm": g.index, "busy_pct": (100.0 * g["weight"] / total).values,
@@ -342,14 +522,13 @@ class Profile:
         from rich.table import Table
         from rich.text import Text
 
-        cpus = self.cpus()
-        per_cpu = ", ".join(f"cpu{c} {b:.1f}%" for c, b in zip(cpus["cpu"], cpus["busy_pct"])) or "not recorded"
+        per_cpu = ", ".join(f"cpu{c.cpu} {c.busy_pct:.1f}%" for c in self.cpu_stats()) or "not recorded"
         head = Text(f"{self.source}: {self.samples:,} {self.event} samples, {self.busy_pct:.1f}% busy "
                     f"({per_cpu})")
         table = Table(title="hottest functions (share of busy time)", title_justify="left")
         for col, justify in (("self", "right"), ("incl.", "right"), ("symbol", "left"), ("dso", "left")):
             table.add_column(col, justify=justify, overflow="fold")
-        for r in self.top(10).itertuples():
+        for r in self.top_symbols(10):
             table.add_row(f"{r.self_pct:.1f}%", f"{r.inclusive_pct:.1f}%", Text(r.symbol),
                           Text(r.dso, style="dim"))
         return Group(head, table)

@@ -21,12 +21,15 @@ DEFAULT_DURATION_S = 10.0
 
 def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY, comm: str | None = None,
         pid: int | None = None, netns: str | None = None, during: str | None = None,
+        cgroup: str | None = None,
         save: str | Path | None = None, progress: bool = True,
         rules_dir: str | Path | None = None, bpf: bool | str = False) -> Result:
     """Sample every CPU (or `pid`) for `duration` seconds with perf, read the kernel's counters,
     probe the system, and rank the remedies.
 
-    comm / pid: the target process(es) whose state and syscalls are read; netns: read the
+    comm / pid / cgroup: the target process(es) whose state and syscalls are read (pid with its
+    descendants and cgroup also limit perf to them, and the estimates are scaled by their part of
+    the busy time); netns: read the
     network-namespace probes (firewall, qdiscs, devices) inside that namespace; during: a load
     command run for the window (its throughput goes in the report); save: also write the
     recording bundle to that directory; bpf: also run the BPF/tracepoint counters (True, or a
@@ -34,7 +37,7 @@ def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY
     throughput; by default the counters come from /proc only.
     """
     rules = load_rules(Path(rules_dir) if rules_dir else None)
-    recording = record(duration, frequency, comm=comm, pid=pid, netns=netns, during=during, save=save,
+    recording = record(duration, frequency, comm=comm, pid=pid, cgroup=cgroup, netns=netns, during=during, save=save,
                        rules=rules, progress=progress, bpf=bpf)
     profile = Profile(recording.table)
     evidence = Evidence(profile, recording.system, recording.counters, recording.meta,

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_speed.py [--reps 5] [--mb 200] [--seconds 20]
                                           [--perf-data FILE] [--baseline auto|perl|perf-report]
+                                          [--skip-parse]
 
 1. Parse throughput of `perf script` text, on (a) the FlameGraph example repeated to ~200 MB
    and (b) the text of a real 20 s system-wide recording made here (`perf record -a -g -F 999
@@ -34,12 +35,13 @@ import benchlib  # noqa: E402
 from benchlib import MB, PARSE_CHILD, PYTHON, REPO, spread  # noqa: E402
 
 
-# Stages of one `advise analyze perf.data --format json`, as advisor.cli runs them.
+# Stages of one `advise analyze perf.data --format json`, one after the other. (The CLI loads
+# the rules in a thread while perf script starts up, and ends with os._exit: see advisor.cli.)
 STAGES_CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 t = [time.perf_counter()]
 sys.path.insert(0, {repo!r})
-import advisor                                    # pandas, numpy, networkx, the engine
+import advisor                                    # the package: profile, engine, parsers
 t.append(time.perf_counter())
 from advisor import cli
 from advisor.report import json_report
@@ -59,9 +61,36 @@ result = advisor.analyze_evidence(evidence, rules)
 t.append(time.perf_counter())
 text = json_report.render(result.data)
 t.append(time.perf_counter())
-names = ["import advisor (pandas...)", "import cli, report, engine", "perf script + parse",
+names = ["import advisor", "import cli, json report", "perf script + parse",
          "Profile(table)", "load_rules()", "evaluate (analyze_evidence)", "render json"]
 print(json.dumps(dict(zip(names, (b - a for a, b in zip(t, t[1:]))))))
+sys.stdout.flush()
+os._exit(0)                                       # as advisor.cli does after `analyze`
+"""
+
+#: How long `perf script` takes to print its first byte (it loads symbols first).
+FIRST_BYTE_CHILD = r"""
+import os, subprocess, sys, time
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from advisor.parse.perf_data import perf_command
+start = time.perf_counter()
+proc = subprocess.Popen(perf_command(Path(sys.argv[1])), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, env={{**os.environ, "LC_ALL": "C"}})
+proc.stdout.read1(1)
+print(time.perf_counter() - start)
+proc.kill()
+proc.wait()
+"""
+
+
+#: Which heavy libraries `advise analyze --format json` imports (none, since pandas went lazy).
+HEAVY_CHILD = r"""
+import json, sys
+sys.path.insert(0, {repo!r})
+from advisor import cli
+cli.main(["analyze", sys.argv[1], "--format", "json", "--output", "/dev/null"])
+print(json.dumps([m for m in ("pandas", "numpy", "jsonschema", "networkx", "rich") if m in sys.modules]))
 """
 
 
@@ -114,17 +143,21 @@ def bench_parse(label: str, text: Path, perf_data: Path | None, baseline: str, p
               "perf.data for perf report); reference: the brief measured perl at ~16 MB/s")
 
 
-def bench_end_to_end(perf_data: Path, reps: int) -> None:
+def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     plain = ["perf", "script", "-i", str(perf_data)]  # what a user would run
     ours_cmd = benchlib.perf_script_command(perf_data)  # what advisor runs
     advise = advise_command() + ["analyze", str(perf_data), "--format", "json"]
     env = {"LC_ALL": "C", "PAGER": "cat"}
+    cache_env = {"XDG_CACHE_HOME": str(cache)}  # advise's cache of validated rule files: our own
     print(f"\n[end to end] {perf_data} ({perf_data.stat().st_size / MB:.1f} MB)")
+    cold = benchlib.run_child(advise, env=cache_env).seconds
+    print(f"  first advise analyze, rule files not yet validated (imports jsonschema): {cold:.2f} s; "
+          f"the repetitions below find them in the cache")
     perf_t, perf_ours, ours, ratios, rss = [], [], [], [], []
     for _ in range(reps):
         perf_t.append(benchlib.run_child(plain, env=env).seconds)
         perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
-        run = benchlib.run_child(advise)
+        run = benchlib.run_child(advise, env=cache_env)
         ours.append(run.seconds)
         rss.append(run.rss_mib)
         ratios.append(run.seconds / perf_t[-1])
@@ -134,10 +167,17 @@ def bench_end_to_end(perf_data: Path, reps: int) -> None:
     print(f"  advise analyze perf.data --format json > /dev/null: {spread(ours)} s "
           f"(peak RSS {spread(rss, '{:.0f}')} MiB)")
     print(f"  ratio advise / perf script: {spread(ratios)}  (target <= 1.15)")
+    heavy = json.loads(benchlib.run_child([PYTHON, "-c", HEAVY_CHILD.format(repo=str(REPO)), str(perf_data)],
+                                          capture=True).stdout)
+    print(f"  heavy libraries imported by advise analyze --format json: {', '.join(heavy) or 'none'}")
+    first = [float(benchlib.run_child([PYTHON, "-c", FIRST_BYTE_CHILD.format(repo=str(REPO)), str(perf_data)],
+                                      capture=True).stdout) for _ in range(reps)]
+    print(f"  perf script's first byte of output after: {spread(first)} s (symbol loading; advise "
+          f"loads its rules meanwhile)")
     stages, walls = [], []
     for _ in range(reps):
         run = benchlib.run_child([PYTHON, "-c", STAGES_CHILD.format(repo=str(REPO)),
-                                  str(perf_data)], capture=True)
+                                  str(perf_data)], capture=True, env=cache_env)
         stages.append(json.loads(run.stdout))
         walls.append(run.seconds)
     print("  where the time of one analysis goes, stage by stage in one process (median of the "
@@ -184,6 +224,7 @@ def main() -> None:
     ap.add_argument("--perf-data", type=Path, help="use this recording instead of making one")
     ap.add_argument("--baseline", choices=("auto", "perl", "perf-report"), default="auto")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--skip-parse", action="store_true", help="only the end-to-end part")
     args = ap.parse_args()
     baseline, perl = pick_baseline(args.baseline)
     print(f"baseline: {'stackcollapse-perf.pl at ' + str(perl) if perl else 'perf report --stdio'}"
@@ -197,14 +238,15 @@ def main() -> None:
             print(f"recording {args.seconds:g} s system-wide at {args.frequency} Hz under load ...",
                   flush=True)
             perf_data = make_recording(directory, args.seconds, args.frequency)
-        text = benchlib.write_perf_script(perf_data, directory / "recording.perf-script")
-        if args.mb > 0:
-            example = benchlib.write_repeated(directory / "example-repeated.txt",
-                                              benchlib.example_bytes(), args.mb)
-            bench_parse("FlameGraph example repeated", example, None, baseline, perl, args.reps)
-            example.unlink()
-        bench_parse("real recording", text, perf_data, baseline, perl, args.reps)
-        bench_end_to_end(perf_data, args.reps)
+        if not args.skip_parse:
+            text = benchlib.write_perf_script(perf_data, directory / "recording.perf-script")
+            if args.mb > 0:
+                example = benchlib.write_repeated(directory / "example-repeated.txt",
+                                                  benchlib.example_bytes(), args.mb)
+                bench_parse("FlameGraph example repeated", example, None, baseline, perl, args.reps)
+                example.unlink()
+            bench_parse("real recording", text, perf_data, baseline, perl, args.reps)
+        bench_end_to_end(perf_data, args.reps, directory / "cache")
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         if args.keep:

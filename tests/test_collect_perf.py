@@ -81,16 +81,18 @@ def test_permission_problem_names_the_cause():
         assert perf_mod.check_environment().endswith("/perf")
 
 
-def test_record_argv_is_system_wide_unless_a_pid_is_given():
+def test_record_argv_is_system_wide_unless_a_scope_is_given():
     argv = record_argv("/usr/bin/perf", "/tmp/x/perf.data", 2.5, 99)
     assert argv == ["/usr/bin/perf", "record", "-e", "cpu-clock", "-F", "99", "-g", "--no-bpf-event", "-a",
                     "-o", "/tmp/x/perf.data", "--", "sleep", "2.5"]
-    assert record_argv("perf", "o", 3, 49, pid=42)[8:10] == ["-p", "42"]
+    assert record_argv("perf", "o", 3, 49, ["-p", "42,43"])[8:10] == ["-p", "42,43"]
+    cgroup = record_argv("perf", "o", 3, 49, ["-a", "-G", "system.slice/nginx.service"])
+    assert cgroup.index("-G") > cgroup.index("-e")  # perf wants -G after the event it filters
 
 
 @root_only
 def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
-    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 2, 199, pid=burner.pid)
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 2, 199, ["-p", str(burner.pid)])
     with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
         recorder.wait(30)
     recorder.check()
@@ -141,7 +143,7 @@ def test_an_exception_inside_the_block_stops_perf(tmp_path):
 @root_only
 def test_a_perf_failure_is_one_line_with_perfs_message(tmp_path):
     missing_pid = 4_000_000  # above pid_max: no such process
-    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 5, 99, pid=missing_pid)
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 5, 99, ["-p", str(missing_pid)])
     with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
         recorder.wait(15)
     with pytest.raises(EnvironmentProblem) as info:
@@ -153,7 +155,7 @@ def test_a_perf_failure_is_one_line_with_perfs_message(tmp_path):
 
 @root_only
 def test_symbolise_streams_into_a_gzip_copy(burner, tmp_path):
-    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 1, 99, pid=burner.pid)
+    argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 1, 99, ["-p", str(burner.pid)])
     with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
         recorder.wait(20)
     with gzip.open(tmp_path / "perf.script.gz", "wb") as gz:

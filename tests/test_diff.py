@@ -18,6 +18,15 @@ from advisor.paths import samples_dir
 NETFILTER, BASELINE = samples_dir() / "netfilter", samples_dir() / "baseline"
 
 
+def recorded_rps(bundle) -> float:
+    """wrk's Requests/sec during the bundle's collection window, as meta.json stores it."""
+    return json.loads((bundle / "meta.json").read_text())["load"]["requests_per_sec"]
+
+
+#: Throughput change from the netfilter recording to the baseline one, in percent.
+CHANGE_PCT = 100 * (recorded_rps(BASELINE) / recorded_rps(NETFILTER) - 1)
+
+
 @pytest.fixture(scope="module")
 def results():
     return advisor.analyze(NETFILTER), advisor.analyze(BASELINE)
@@ -35,10 +44,11 @@ def test_removing_the_rules(removed, results):
     assert rec["status"] == "disappeared" and rec["gain_after"] is None
     assert rec["gain_before"] == before.estimated_gain_pct and rec["gain_delta"] == -before.estimated_gain_pct
     assert rec["note"].startswith("clean after:")
-    assert removed.regressions(1.0) == []
+    # what grows once netfilter is gone is other costs' share of a smaller busy time: small ones
+    assert all(r["rule"] != "netfilter" and r["gain_after"] < 3 for r in removed.regressions(1.0))
     t = removed.throughput
-    assert (t["before_rps"], t["after_rps"]) == (35317.49, 41374.26)
-    assert t["change_pct"] == pytest.approx(100 * (41374.26 / 35317.49 - 1), abs=0.01)
+    assert (t["before_rps"], t["after_rps"]) == (recorded_rps(NETFILTER), recorded_rps(BASELINE))
+    assert t["change_pct"] == pytest.approx(CHANGE_PCT, abs=0.01)
 
 
 def test_symbol_deltas(removed, results):
@@ -97,17 +107,19 @@ def test_bare_file_has_no_throughput(tmp_path, results):
 def test_views(removed):
     doc = removed.to_dict()
     json.dumps(doc, allow_nan=False)
-    assert doc["kind"] == "advisor-diff" and doc["recommendations"][0]["rule"] == "netfilter"
+    assert doc["kind"] == "advisor-diff"
+    assert {r["rule"]: r["status"] for r in doc["recommendations"]}["netfilter"] == "disappeared"
     assert doc["movers"]["self"][0]["symbol"] == "nft_do_chain"
     tokens = MarkdownIt("commonmark").enable("table").parse(removed.to_markdown())
     assert sum(t.type == "table_open" for t in tokens) == 3
     console = Console(record=True, width=100, file=open("/dev/null", "w"))
     console.print(removed)
     out = console.export_text()
-    assert "disappeared" in out and "+17.1% measured" in out
+    measured = f"{CHANGE_PCT:+.1f}% measured"
+    assert "disappeared" in out and measured in out
     assert "disappeared" in removed._repr_html_()
     fig = removed.plot()
-    assert len(fig.axes) == 2 and "+17.1% measured" in fig._suptitle.get_text()
+    assert len(fig.axes) == 2 and measured in fig._suptitle.get_text()
     assert "nft_do_chain" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
 
 
@@ -125,7 +137,7 @@ def advise(*args):
 def test_cli(tmp_path):
     run = advise(NETFILTER, BASELINE, "--format", "json", "--fail-on-gain", "5")
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["throughput"]["change_pct"] == pytest.approx(17.15, abs=0.01)
+    assert json.loads(run.stdout)["throughput"]["change_pct"] == pytest.approx(CHANGE_PCT, abs=0.01)
     run = advise(BASELINE, NETFILTER, "--fail-on-gain", "10", "--format", "markdown", "-o", tmp_path / "d.md")
     assert run.returncode == 1 and "gate tripped: netfilter appeared" in run.stderr
     assert (tmp_path / "d.md").read_text().startswith("# advisor diff")

@@ -75,3 +75,41 @@ def test_rank_gain_then_confidence_then_risk():
 
 def test_tiers():
     assert est.tier(22) == "high" and est.tier(5) == "medium" and est.tier(1) == "low"
+
+
+def _scoped_meta(**target):
+    return {"target": {"scoped": True, **target}}
+
+
+def test_a_recording_of_every_cpu_has_no_scoped_bottleneck():
+    assert est.scoped_bottleneck({"target": {"comm": "nginx", "scoped": False}}, None) is None
+    assert est.scoped_bottleneck({}, {"cpu_time_pct": {"idle": [0.0]}}) is None
+
+
+def test_scoped_bottleneck_takes_utilisation_from_proc_stat_and_scales_by_the_targets_cpu_time():
+    counters = {"cpu_time_pct": {"idle": [2.0, 1.0], "iowait": [0.0, 0.0], "steal": [1.0, 0.0]},
+                "sched": {"target_cpus_used": 0.97}}
+    bn = est.scoped_bottleneck(_scoped_meta(cgroup="system.slice/nginx.service"), counters)
+    assert bn.kind == "all-saturated" and bn.basis == "throughput"
+    assert bn.scale == pytest.approx(0.97 / 1.96, abs=1e-3)
+    assert "cgroup system.slice/nginx.service" in bn.note and "cpu0 97%" in bn.note
+    half_idle = {"cpu_time_pct": {"idle": [5.0, 90.0]}, "sched": {"target_cpus_used": 0.5}}
+    bn = est.scoped_bottleneck(_scoped_meta(pid=42), half_idle)
+    assert bn.kind == "some-saturated" and bn.cpus == [0] and bn.scale == pytest.approx(0.5 / 1.05, abs=1e-3)
+    quiet = {"cpu_time_pct": {"idle": [70.0, 80.0]}, "sched": {"target_cpus_used": 0.5}}
+    assert est.scoped_bottleneck(_scoped_meta(pid=42), quiet).basis == "cpu_time"
+
+
+def test_scoped_bottleneck_without_counters_says_it_assumes_the_target_is_all_the_busy_time():
+    bn = est.scoped_bottleneck(_scoped_meta(pid=7), None)
+    assert bn.kind == "unknown" and bn.scale == 1.0 and "not counted" in bn.note
+    bn = est.scoped_bottleneck(_scoped_meta(pid=7), {"cpu_time_pct": {"idle": [0.0, 0.0]}})
+    assert bn.scale == 1.0 and "not counted" in bn.note
+
+
+def test_scaling_an_estimate_scales_the_removed_fraction_not_the_gain():
+    full = est.from_share(0.4, 5000, 1.0, (0.8, 1.0), "high")
+    half = est.scaled(full, 0.5)
+    assert half.removed == pytest.approx(0.2) and half.gain_pct == pytest.approx(est.gain_pct(0.2))
+    assert half.low_pct < half.gain_pct < half.high_pct < full.high_pct
+    assert est.scaled(full, 1.0) is full

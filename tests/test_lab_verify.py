@@ -36,6 +36,12 @@ def test_verdicts():
     assert verdict(_res(measured_gain_pct=60), [])[0] == "measured-above-range"
     assert verdict(_res(measured_gain_pct=2), [])[0] == "measured-below-range"
     assert verdict(_res(top_rule="gro", expected_rank=3), [])[0] == "wrong-rule"
+    inert = _res(top_rule="mitigation-spectre-v2", expected_rank=3, estimated_gain_pct=0.3, measured_gain_pct=-4,
+                 measured_spread_pct=11)
+    assert verdict(inert, [{"rule": "mitigation-spectre-v2", "tier": "low"}])[0] == "no-measurable-cost"
+    assert verdict(inert, [{"rule": "mitigation-spectre-v2", "tier": "medium"}])[0] == "wrong-rule"
+    assert verdict(_res(**{**inert.to_dict(), "measured_gain_pct": 15}),
+                   [{"rule": "x", "tier": "low"}])[0] == "wrong-rule"  # it did cost something: a real miss
     base = _res(scenario="baseline", expected_rule=None)
     assert verdict(base, [{"rule": "x", "tier": "medium"}])[0] == "ok"
     assert verdict(base, [{"rule": "x", "tier": "high"}])[0] == "high-tier-on-baseline"

@@ -56,7 +56,7 @@ def test_rule_id_must_match_the_file_name():
 
 
 @pytest.mark.parametrize("edit,field", [
-    (("removable = 0.95", "removable = 1.5"), "estimate.removable"),
+    (("removable = 1.1", "removable = 2.5"), "estimate.removable"),
     (('risk = "high"', 'risk = "extreme"'), "remedy.risk"),
     (('category = "netfilter"', 'category = "misc"'), "category"),
     (("[reference]", "[reference]\nunknown_key = 1"), "reference"),
@@ -79,7 +79,8 @@ def test_toml_syntax_error_names_the_line():
 
 
 def test_removable_outside_its_range_is_rejected():
-    bad = GOOD.replace("removable_range = [0.8, 1.0]", "removable_range = [0.96, 1.0]")
+    bad = GOOD.replace("removable_range = [0.95, 1.4]", "removable_range = [1.2, 1.4]")
+    assert bad != GOOD
     with pytest.raises(InputError, match="removable_range"):
         parse_rule(bad, "rules/netfilter.toml")
 

@@ -22,6 +22,7 @@ from advisor.lab.pathologies import Netfilter
 from advisor.lab.testbed import Testbed
 from advisor.run import run
 from tests.test_collect_perf import burner, burner_exe  # noqa: F401 (fixtures)
+from tests.test_targets import cgroup, start_in  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="perf -a, BPF and namespaces need root")]
@@ -89,6 +90,55 @@ def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
     system = json.loads((tmp_path / "b" / "system.json").read_text())
     assert [p["pid"] for p in system["processes"]] == [burner.pid]
     assert isinstance(system["kernel_symbols"]["netfilter"], bool)
+
+
+def test_a_pid_brings_its_children_into_perf_and_the_probes(burner_exe, tmp_path):
+    """--pid of a parent (an nginx master, here sh) samples its workers too (two burners)."""
+    parent = subprocess.Popen(["sh", "-c", f"{burner_exe} 15 & {burner_exe} 15 & wait"],
+                              start_new_session=True)
+    try:
+        time.sleep(0.3)
+        result = run(duration=2, frequency=199, pid=parent.pid, save=tmp_path / "b", progress=False)
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    workers = [p for p in meta["target"]["pids"] if p != parent.pid]
+    assert len(workers) == 2 and meta["target"]["scoped"] is True
+    assert meta["perf"]["record_args"][meta["perf"]["record_args"].index("-p") + 1] == \
+        ",".join(map(str, meta["target"]["pids"]))
+    busy_pids = {key.pid for key in result.profile.table.rows}
+    assert set(workers) <= busy_pids  # both workers were sampled
+    assert result.profile.top(1).iloc[0]["symbol"] == "burn_cycles"
+    system = json.loads((tmp_path / "b" / "system.json").read_text())
+    assert sorted(p["pid"] for p in system["processes"]) == sorted(meta["target"]["pids"])
+    assert f"process {parent.pid} and 2 descendants" in result.data["collectors"]["perf"]["detail"]
+
+
+def test_a_cgroup_is_sampled_alone_and_its_estimates_scaled_to_its_part_of_the_cpus(burner_exe, cgroup,
+                                                                                     tmp_path):
+    """--cgroup: perf samples only the group's burner while another busy loop, outside, uses the other
+    CPU; /proc/stat says both CPUs are busy, schedstat says the group used about one: scale ~0.5."""
+    name, group, procs = cgroup
+    inside = start_in(group, [burner_exe, "15"])
+    procs.append(inside)
+    procs.append(subprocess.Popen([sys.executable, "-c",
+                                   "import time\nt = time.time()\nwhile time.time() - t < 15: pass"]))
+    result = run(duration=3, frequency=199, cgroup=name, save=tmp_path / "b", progress=False)
+    comms = {key.comm for key in result.profile.table.rows}
+    assert comms == {"burner"}, comms  # nothing from outside the group, not even the idle task
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    assert meta["target"]["cgroup"] == name and meta["target"]["pids"] == [inside.pid]
+    args = meta["perf"]["record_args"]
+    assert args[args.index("-G") + 1] == name and "-a" in args
+    bottleneck = result.data["profile"]["bottleneck"]
+    assert f"cgroup {name}" in bottleneck["note"] and "busy from /proc/stat" in bottleneck["note"]
+    counters = json.loads((tmp_path / "b" / "counters.json").read_text())
+    used = counters["sched"]["target_cpus_used"]  # schedstat: one single-threaded burner
+    pct = counters["cpu_time_pct"]
+    busy = sum(100 - i - w - s for i, w, s in zip(pct["idle"], pct["iowait"], pct["steal"])) / 100
+    assert 0.05 < used <= 1.05 and busy > 1.3, (used, busy)  # the loop outside kept the other CPU busy
+    assert bottleneck["scale"] < 0.8 and abs(bottleneck["scale"] - used / busy) < 0.02, bottleneck
 
 
 def test_ctrl_c_stops_every_collector_and_exits_130_with_one_line(tmp_path):

@@ -21,6 +21,7 @@ import subprocess
 import threading
 
 from advisor.errors import InputError
+from advisor.proc import signal_group, stop_group
 
 TOOL_DIR = "/usr/sbin"
 # Time a tool may take to load and attach its BPF programs before its own timer starts, plus the
@@ -73,15 +74,7 @@ class Children:
 
     def stop(self, child: subprocess.Popen, grace_s: float = 1.0) -> None:
         """SIGINT the child's group, then SIGKILL it; reap the child."""
-        if child.poll() is None:
-            _signal_group(child, signal.SIGINT)
-            try:
-                child.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        _signal_group(child, signal.SIGKILL)  # also any grandchild (perf's `sleep`) left in the group
-        if child.poll() is None:
-            child.wait()
+        stop_group(child, signal.SIGINT, grace_s)  # SIGKILL also reaches grandchildren (perf's `sleep`)
         with self._lock:
             if child in self._live:
                 self._live.remove(child)
@@ -91,13 +84,6 @@ class Children:
             live = list(self._live)
         for child in live:
             self.stop(child, grace_s=0.5)
-
-
-def _signal_group(child: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(child.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_tool(children: Children, argv: list[str], timeout_s: float) -> str:
@@ -114,7 +100,7 @@ def run_tool(children: Children, argv: list[str], timeout_s: float) -> str:
             out, err = child.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             stopped_late = True
-            _signal_group(child, signal.SIGINT)
+            signal_group(child.pid, signal.SIGINT)
             try:
                 out, err = child.communicate(timeout=2.0)
             except subprocess.TimeoutExpired:

@@ -22,6 +22,7 @@ from typing import Iterable
 from advisor.collect import bpf as bpf_collect
 from advisor.collect import perf_stat, procfs
 from advisor.collect.core_tools import Children, ToolFailed
+from advisor.collect.targets import find_pids
 from advisor.errors import InputError, UsageError
 
 # The NET_RX work must fall on the target's CPUs for this share (histogram overlap) to "match".
@@ -33,21 +34,6 @@ MIN_NET_RX_EVENTS = 20  # fewer NET_RX softirqs in the window than this: nothing
 # spent 1.37x the CPU per request); the default run 1.00, as no collection against itself.
 BPF_COST = "~25 % of a loaded nginx's throughput (bench/bench_overhead.py)"
 BPF_COLLECTORS = ("bcc", "libbpf-tools", "bpftrace", "perf-stat")
-
-
-def find_pids(comm: str) -> list[int]:
-    """Processes whose comm is exactly `comm` (the kernel keeps its first 15 bytes)."""
-    wanted = comm[:15]
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/comm", encoding="utf-8", errors="replace") as handle:
-                    if handle.read().rstrip("\n") == wanted:
-                        found.append(int(name))
-            except OSError:
-                continue
-    return sorted(found)
 
 
 def bpf_selection(value: bool | str | Iterable[str] | None) -> frozenset[str]:

@@ -21,6 +21,8 @@ from typing import BinaryIO, Callable
 from ..errors import EnvironmentProblem
 from ..model import StackTable
 from ..parse import perf_data, perf_script
+from ..proc import alive as process_alive
+from ..proc import stop_group
 
 EVENT = "cpu-clock"
 #: Sampling frequency per CPU. bench/bench_overhead.py (nginx + wrk, 2 vCPUs, 8 ABBA pairs of 3 s)
@@ -102,14 +104,14 @@ def perf_version(perf: str) -> str:
 
 
 def record_argv(perf: str, output: str, duration_s: float, frequency: int,
-                pid: int | None = None) -> list[str]:
-    """perf record for `duration_s`: every CPU (`-a`), or one process (`-p PID`), with call stacks."""
-    scope = ["-p", str(pid)] if pid is not None else ["-a"]
+                scope: list[str] | None = None) -> list[str]:
+    """perf record for `duration_s` with call stacks, on `scope` (targets.Target.perf_scope():
+    every CPU `-a` by default, a process tree `-p A,B`, a cgroup `-a -G NAME`)."""
     # --no-bpf-event: perf 6.1 cannot read back the KSYMBOL/BPF_EVENT records (types 17, 18) that
     # newer kernels write while BPF programs load ("failed to process type: 17"); the price is that
-    # BPF program frames stay unnamed.
-    return [perf, "record", "-e", EVENT, "-F", str(frequency), "-g", "--no-bpf-event", *scope, "-o", output,
-            "--", "sleep", f"{duration_s:g}"]
+    # BPF program frames stay unnamed. The scope follows -e: perf wants -G after the event.
+    return [perf, "record", "-e", EVENT, "-F", str(frequency), "-g", "--no-bpf-event", *(scope or ["-a"]),
+            "-o", output, "--", "sleep", f"{duration_s:g}"]
 
 
 class PerfRecord:
@@ -164,16 +166,8 @@ class PerfRecord:
         proc = self.proc
         if proc is None:
             return
-        if proc.poll() is None:
+        if stop_group(proc, signal.SIGINT, grace_s):  # SIGKILL also reaches perf's `sleep`
             self.stopped_by_us = True
-            _signal_group(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        _signal_group(proc.pid, signal.SIGKILL)  # `sleep` or anything else left in perf's group
-        if proc.poll() is None:
-            proc.wait()
         self.ended = self.ended or time.monotonic()
 
     @property
@@ -209,25 +203,8 @@ class PerfRecord:
         return lines[0] if lines else ""
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process still runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
-
-
 def _exit_text(code: int) -> str:
     return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class _Tee:

@@ -144,13 +144,14 @@ def task_ids(pids: list[int] | None) -> list[tuple[int, int]]:
     return found
 
 
-def read_task_sched(pid: int, tid: int) -> tuple[int, int, int, int] | None:
-    """(se.nr_migrations, nr_switches, ns waited on a run queue, timeslices) of one thread; None if gone."""
+def read_task_sched(pid: int, tid: int) -> tuple[int, int, int, int, int] | None:
+    """(se.nr_migrations, nr_switches, ns waited on a run queue, timeslices, ns on a CPU) of one
+    thread; None if gone."""
     try:
         with open(f"/proc/{pid}/task/{tid}/sched", encoding="utf-8", errors="replace") as handle:
             text = handle.read()
         with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as handle:
-            _, waited, slices = handle.read().split()
+            ran, waited, slices = handle.read().split()
     except (OSError, ValueError):
         return None
     migrations = switches = None
@@ -161,7 +162,7 @@ def read_task_sched(pid: int, tid: int) -> tuple[int, int, int, int] | None:
             switches = int(line.rsplit(":", 1)[1])
     if migrations is None or switches is None:
         return None
-    return migrations, switches, int(waited), int(slices)
+    return migrations, switches, int(waited), int(slices), int(ran)
 
 
 def read_process_io(pid: int) -> tuple[int, int] | None:
@@ -323,10 +324,10 @@ def window_fields(before: Snapshot, after: Snapshot, pids: list[int] | None) -> 
 
 def _task_fields(before: dict, after: dict, pids: list[int] | None, seconds: float, sources: dict) -> dict:
     """Migrations, context switches and run-queue wait of the target's threads (or of every task)."""
-    migrations = switches = waited = slices = 0
+    migrations = switches = waited = slices = ran = 0
     for ids, seen in after.items():
-        m, s, w, n = _delta(before.get(ids), seen)
-        migrations, switches, waited, slices = migrations + m, switches + s, waited + w, slices + n
+        m, s, w, n, r = _delta(before.get(ids), seen)
+        migrations, switches, waited, slices, ran = migrations + m, switches + s, waited + w, slices + n, ran + r
     where = "the target's threads" if pids is not None else "every task"
     sched = {"migrations_per_sec": _rate(migrations, seconds),
              "migrations_scope": "system" if pids is None else "pid " + ",".join(map(str, pids))}
@@ -335,6 +336,9 @@ def _task_fields(before: dict, after: dict, pids: list[int] | None, seconds: flo
     if pids is not None:
         sched["target_context_switches_per_sec"] = _rate(switches, seconds)
         sources["sched.target_context_switches_per_sec"] = "/proc/PID/task/TID/sched nr_switches deltas"
+        sched["target_cpus_used"] = round(ran / 1e9 / seconds, 3) if seconds > 0 else None
+        sources["sched.target_cpus_used"] = ("/proc/PID/task/TID/schedstat time on a CPU, deltas over the "
+                                             "window: CPUs' worth of time the target's threads ran")
     if slices:
         sched["runqueue_wait_avg_usecs"] = round(waited / slices / 1000.0, 1)
         sources["sched.runqueue_wait_avg_usecs"] = (f"/proc/PID/task/TID/schedstat: time waiting on a run "

@@ -36,13 +36,16 @@ from typing import Callable, Iterator
 
 from ..errors import AdvisorError, EnvironmentProblem, UsageError
 from ..model import StackTable
+from ..proc import alive, signal_group, stop_group
 from . import perf as perf_mod
+from . import targets
 
 BUNDLE_FORMAT = "advisor-bundle/1"
 LOAD_OUTPUT_MAX = 64 * 1024  # characters of the load command's output kept in meta.json
 LOAD_STOP_GRACE_S = 3.0
 COUNTERS_EXTRA_S = 25.0  # the counters' tools may take this long past the window (start-up + grace)
 ABORT_SWEEP_S = 1.0  # after an interruption, keep stopping late-started tools this long
+POST_WINDOW_NICE = 10  # nice increment for the work after the window
 
 
 @dataclass
@@ -78,27 +81,12 @@ def own_children() -> set[int]:
 def stop_groups(pids: set[int], grace_s: float = 1.0) -> None:
     """SIGINT each child's process group (our children lead their own), then SIGKILL what is left."""
     for pid in pids:
-        _signal_group(pid, signal.SIGINT)
+        signal_group(pid, signal.SIGINT)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
         time.sleep(0.05)
     for pid in pids:
-        _signal_group(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+        signal_group(pid, signal.SIGKILL)
 
 
 @contextmanager
@@ -123,6 +111,26 @@ def no_child_left() -> Iterator[Callable[[], None]]:
     except BaseException:
         sweep()
         raise
+
+
+@contextmanager
+def lowered_priority(nice: int = POST_WINDOW_NICE) -> Iterator[None]:
+    """Run the block at a lower CPU priority: the work after the window (probes, `perf script`,
+    parsing) must not take CPU from the server being measured. On Linux the nice value belongs to
+    the calling thread, and the children it starts inherit it; the old value is restored after."""
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, before + nice))
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+        except OSError:  # raising priority back needs CAP_SYS_NICE: stay nicer then
+            pass
 
 
 # ---------------------------------------------------------------- the load command
@@ -158,16 +166,8 @@ class LoadCommand:
         """SIGINT (wrk prints its summary on it), then SIGKILL the group; reap it."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+        if stop_group(self.proc, signal.SIGINT, LOAD_STOP_GRACE_S):
             self.stopped_by_us = True
-            _signal_group(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=LOAD_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                pass
-        _signal_group(self.proc.pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.wait()
 
     def result(self) -> tuple[dict, dict]:
         """(meta.json "load", collector status)."""
@@ -241,46 +241,6 @@ class CountersThread:
             self.error = f"the counters did not finish within {self.args[0] + COUNTERS_EXTRA_S:.0f} s"
 
 
-# ---------------------------------------------------------------- targets
-
-def netns_pids(name: str) -> list[int]:
-    """Processes whose network namespace is /run/netns/NAME."""
-    try:
-        wanted = os.stat(f"/run/netns/{name}")
-    except OSError:
-        return []
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                st = os.stat(f"/proc/{entry}/ns/net")
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) == (wanted.st_dev, wanted.st_ino):
-                found.append(int(entry))
-    return sorted(found)
-
-
-def resolve_target(comm: str | None, pid: int | None, netns: str | None) -> list[int]:
-    """The target's processes: --pid, else --comm, else the processes of --netns, else none."""
-    if pid is not None:
-        if not os.path.exists(f"/proc/{pid}"):
-            raise UsageError(f"--pid {pid}: no such process")
-        return [pid]
-    if comm:
-        from .counters import find_pids
-
-        return find_pids(comm)
-    if netns:
-        return netns_pids(netns)
-    return []
-
-
-def check_netns(netns: str | None) -> None:
-    if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
-        raise UsageError(f"--netns {netns}: no such network namespace (see `ip netns list`)")
-
-
 # ---------------------------------------------------------------- the bundle on disk
 
 def check_save_target(save: Path) -> None:
@@ -339,12 +299,15 @@ def _progress(enabled: bool, duration_s: float, what: str):
 
 
 def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, comm: str | None = None,
-           pid: int | None = None, netns: str | None = None, during: str | None = None,
-           save: str | Path | None = None, rules: list | None = None,
+           pid: int | None = None, cgroup: str | None = None, netns: str | None = None,
+           during: str | None = None, save: str | Path | None = None, rules: list | None = None,
            progress: bool = True, bpf: bool | str = False) -> Recording:
     """Collect one window and return the bundle in memory (also written to `save` when given).
 
-    bpf: also run the BPF/tracepoint counters (see counters.bpf_selection); /proc only by default.
+    Target (targets.resolve): `pid` and its descendants, or a `cgroup`, are the only processes
+    perf samples; `comm` names the processes whose state and syscalls are read while perf
+    samples every CPU. bpf: also run the BPF/tracepoint counters (see counters.bpf_selection);
+    /proc only by default.
     """
     from ..engine import kallsyms
     from ..engine.rules import load_rules
@@ -355,9 +318,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         raise UsageError(f"--duration {duration_s:g}: must be positive")
     if frequency <= 0:
         raise UsageError(f"--frequency {frequency}: must be positive")
-    if comm is not None and pid is not None:
-        raise UsageError("--comm and --pid: give one target, not both")
-    check_netns(netns)
+    target = targets.resolve(comm, pid, cgroup, netns)
     from .counters import bpf_selection
 
     bpf_selection(bpf)  # an unknown choice is a UsageError before anything starts
@@ -365,7 +326,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
     if save is not None:
         check_save_target(save)
     rules = rules if rules is not None else load_rules()
-    pids = resolve_target(comm, pid, netns)
+    pids = target.pids
     collectors: dict = {}
 
     with ExitStack() as cleanup:
@@ -377,7 +338,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
             cleanup.callback(shutil.rmtree, stage, ignore_errors=True)
         load = LoadCommand(during, workdir) if during else None
         perf_data = os.path.join(workdir, "perf.data")
-        argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, pid)
+        argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())
         bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
 
         with no_child_left() as sweep:
@@ -394,17 +355,18 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 if load:
                     load.stop()
                 recorder.check()
-                system = collect_system_state(pids=pids or None, comm=comm, netns=netns)
-                system["kernel_symbols"] = kallsyms.presence(rules)
-                bar.update(task, description="symbolising (perf script)")
-                source = str(save) if save is not None else f"advise run on {socket.gethostname()}"
-                table = _symbolise(perf_data, source, stage, save)
+                with lowered_priority():
+                    system = collect_system_state(pids=pids or None, comm=comm, netns=netns)
+                    system["kernel_symbols"] = kallsyms.presence(rules)
+                    bar.update(task, description="symbolising (perf script)")
+                    source = str(save) if save is not None else f"advise run on {socket.gethostname()}"
+                    table = _symbolise(perf_data, source, stage, save)
                 bar.update(task, description="waiting for the counters")
                 counters_job.join()
                 if counters_job.thread.is_alive():
                     sweep()  # its tools overstayed: they must not outlive us
 
-        collectors["perf"] = _perf_status(recorder, table, frequency, pid)
+        collectors["perf"] = _perf_status(recorder, table, frequency, target)
         if counters_job.error:
             collectors["counters"] = {"status": "failed", "detail": counters_job.error}
         for name, status in counters_job.statuses.items():
@@ -416,7 +378,8 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "kernel": platform.release(), "cpus": os.cpu_count(),
             "duration_s": duration_s,
-            "target": {"comm": comm, "pid": pid, "pids": pids, "netns": netns},
+            "target": {"comm": comm, "pid": pid, "cgroup": target.cgroup, "pids": pids, "netns": netns,
+                       "scoped": target.scoped},
             "perf": {"version": perf_mod.perf_version(perf), "record_args": _shown_args(argv)},
         }
         if load:
@@ -461,8 +424,9 @@ def _shown_args(argv: list[str]) -> list[str]:
     return shown
 
 
-def _perf_status(recorder: perf_mod.PerfRecord, table: StackTable, frequency: int, pid: int | None) -> dict:
-    scope = f"process {pid}" if pid is not None else "all CPUs"
+def _perf_status(recorder: perf_mod.PerfRecord, table: StackTable, frequency: int,
+                 target: targets.Target) -> dict:
+    scope, pid = target.describe(), target.pid
     samples = sum(count for count, _ in table.events.values())
     detail = (f"{perf_mod.EVENT} at {frequency} Hz on {scope} with call stacks: {samples:,} samples "
               f"in {recorder.elapsed_s:.1f} s")

@@ -25,29 +25,30 @@ class Bottleneck:
     cpus: list[int] | None  # CPUs whose busy time is the denominator; None = all samples
     note: str
     basis: str  # 'throughput' when some CPU is saturated, else 'cpu_time'
+    scale: float = 1.0  # the sampled part of the busy time (< 1 when perf sampled only the target)
 
 
 def find_bottleneck(profile: Profile) -> Bottleneck:
     """Which CPUs limit throughput: the saturated ones, if any."""
-    cpus = profile.cpus()
-    if cpus.empty:
+    cpus = profile.cpu_stats()
+    if not cpus:
         return Bottleneck("unknown", None,
                           "samples carry no CPU number: shares are over all busy samples and the box "
                           "is assumed CPU-bound", "throughput")
-    sat = cpus[cpus["saturated"]]
-    spare = cpus[cpus["busy_pct"] < SPARE_PCT]
-    listing = ", ".join(f"cpu{int(c)} {b:.0f}%" for c, b in zip(cpus["cpu"], cpus["busy_pct"]))
+    sat = [c for c in cpus if c.saturated]
+    spare = [c for c in cpus if c.busy_pct < SPARE_PCT]
+    listing = ", ".join(f"cpu{c.cpu} {c.busy_pct:.0f}%" for c in cpus)
     if len(sat) == len(cpus):
         return Bottleneck("all-saturated", None, f"all CPUs saturated ({listing})", "throughput")
     if len(sat):
-        ids = [int(c) for c in sat["cpu"]]
+        ids = [c.cpu for c in sat]
         note = (f"CPUs {_cpulist(ids)} saturated while others have spare time ({listing}): "
                 f"estimates use the saturated CPUs only")
-        if spare.empty:
+        if not spare:
             note += "; the rest are busy too, so the gain may be shared"
         return Bottleneck("some-saturated", ids, note, "throughput")
     return Bottleneck("not-cpu-bound", None,
-                      f"no CPU is saturated (busiest {cpus['busy_pct'].max():.0f}%, threshold "
+                      f"no CPU is saturated (busiest {max(c.busy_pct for c in cpus):.0f}%, threshold "
                       f"{SATURATED_PCT:.0f}%): figures are CPU time saved (capacity), not current "
                       f"throughput ({listing})", "cpu_time")
 
@@ -120,3 +121,61 @@ def rank_key(rec: dict) -> tuple:
     """Higher gain first, then more confidence, then lower risk, then id for stability."""
     return (-round(rec["estimated_gain_pct"], 3), CONFIDENCE_ORDER[rec["confidence"]],
             RISK_ORDER[rec["risk"]], rec["rule"])
+
+
+# ---------------------------------------------------------------- recordings of the target only
+
+def scoped_bottleneck(meta: dict, counters: dict | None) -> Bottleneck | None:
+    """The bottleneck of a recording that sampled only the target (`--pid`, `--cgroup`); None for
+    a recording of every CPU.
+
+    Such a profile has no idle samples and none of the other processes, so per-CPU utilisation
+    comes from /proc/stat (counters `cpu_time_pct`), and `scale` is the target's part of the busy
+    time (schedstat `target_cpus_used` over the busy CPUs): removing a fraction x of the target's
+    time removes x·scale of the CPUs'. Time spent for the target outside its own threads
+    (softirqs charged to other tasks, ksoftirqd) is in neither figure.
+    """
+    target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
+    if not target.get("scoped"):
+        return None
+    who = f"cgroup {target['cgroup']}" if target.get("cgroup") else f"process tree of {target.get('pid')}"
+    pct = (counters or {}).get("cpu_time_pct") if isinstance(counters, dict) else None
+    idle = pct.get("idle") if isinstance(pct, dict) else None
+    if not isinstance(idle, list) or not idle or not all(isinstance(v, (int, float)) for v in idle):
+        return Bottleneck("unknown", None, f"perf sampled only the {who} and per-CPU utilisation was not "
+                          "counted: shares are of the target's time, assumed to be the CPUs' busy time",
+                          "throughput")
+    away = [sum(float(v[i]) for name in ("iowait", "steal")
+                if isinstance(v := pct.get(name), list) and i < len(v) and isinstance(v[i], (int, float)))
+            for i in range(len(idle))]
+    busy = [max(0.0, 100.0 - float(i) - a) for i, a in zip(idle, away)]
+    listing = ", ".join(f"cpu{c} {b:.0f}%" for c, b in enumerate(busy))
+    used = ((counters.get("sched") or {}).get("target_cpus_used")
+            if isinstance(counters.get("sched"), dict) else None)
+    busy_cpus = sum(busy) / 100.0
+    scale, why = 1.0, "the target's CPU time was not counted: assumed to be all of the busy time"
+    if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
+        scale = min(1.0, max(0.001, float(used) / busy_cpus))
+        why = f"the target ran {used:.2f} CPUs' worth of the {busy_cpus:.2f} busy: estimates x{scale:.2f}"
+    sat = [c for c, b in enumerate(busy) if b >= SATURATED_PCT]
+    note = f"perf sampled only the {who} ({listing} busy from /proc/stat); {why}"
+    if len(sat) == len(busy):
+        return Bottleneck("all-saturated", None, note, "throughput", scale)
+    if sat:
+        return Bottleneck("some-saturated", sat, note + "; CPUs " + _cpulist(sat) + " saturated",
+                          "throughput", scale)
+    return Bottleneck("not-cpu-bound", None, note + "; no CPU is saturated: figures are CPU time saved",
+                      "cpu_time", scale)
+
+
+def scaled(est: Estimate, scale: float) -> Estimate:
+    """The same estimate when only `scale` of the bottleneck's busy time was sampled."""
+    if scale >= 1.0:
+        return est
+
+    def rescale(gain: float) -> float:
+        return gain_pct(scale * (1.0 - 1.0 / (1.0 + gain / 100.0)))
+
+    return Estimate(share=est.share * scale, removed=est.removed * scale, gain_pct=rescale(est.gain_pct),
+                    low_pct=rescale(est.low_pct), high_pct=rescale(est.high_pct),
+                    confidence=est.confidence, model=est.model)

@@ -18,7 +18,7 @@ from ..profile import SPARE_PCT
 from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
-                       rank_key, sample_confidence, tier)
+                       rank_key, sample_confidence, scaled, scoped_bottleneck, tier)
 from .rules import Rule
 
 
@@ -227,16 +227,19 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
 
 
 def _model_imbalance(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, counters: Verdict) -> Outcome:
-    cpus = ev.profile.cpus()
-    if cpus.empty:
+    if bn.scale < 1.0 or (ev.meta.get("target") or {}).get("scoped"):
+        raise _Skip("not_evaluated", "perf sampled only the target, so the samples cannot show idle CPUs "
+                    "next to busy ones (record every CPU: without --pid/--cgroup)")
+    cpus = ev.profile.cpu_stats()
+    if not cpus:
         raise _Skip("not_evaluated", "samples carry no CPU number, so per-CPU balance is unknown")
     if bn.kind != "some-saturated":
         raise _Skip("clean", f"no saturated CPU next to an idle one: {bn.note}")
-    sat = cpus[cpus["saturated"]]
-    spare = cpus[cpus["busy_pct"] < SPARE_PCT]  # a CPU at 70% is no idle capacity to speak of
-    if spare.empty:
+    sat = [c for c in cpus if c.saturated]
+    spare = [c for c in cpus if c.busy_pct < SPARE_PCT]  # a CPU at 70% is no idle capacity to speak of
+    if not spare:
         raise _Skip("clean", f"the CPUs that are not saturated are busy too: {bn.note}")
-    spare_capacity = float(((100.0 - spare["busy_pct"]) / 100.0).sum())
+    spare_capacity = float(sum((100.0 - c.busy_pct) / 100.0 for c in spare))
     k = len(sat)
     lo_r, hi_r = rule.removable_range
     gains = tuple(100.0 * r * spare_capacity / k for r in (lo_r, rule.removable, hi_r))
@@ -244,9 +247,8 @@ def _model_imbalance(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, c
                    low_pct=gains[0], high_pct=gains[2],
                    confidence="medium" if state.holds else "low", model="imbalance")
     evidence = [bn.note, f"spare capacity on the other CPUs: {spare_capacity:.2f} CPU"]
-    procs = ev.profile.by_process().head(3)
-    evidence.append("busiest processes: " + ", ".join(
-        f"{c} {b:.0f}%" for c, b in zip(procs["comm"], procs["busy_pct"])))
+    procs = ev.profile.process_stats()[:3]
+    evidence.append("busiest processes: " + ", ".join(f"{p.comm} {p.busy_pct:.0f}%" for p in procs))
     if state.detail:
         evidence.append(f"system state: {state.detail}")
     return Outcome(rule, "recommend", estimate=est, evidence=evidence)
@@ -256,6 +258,10 @@ _MODELS = {"share": _model_share, "kernel-share": _model_kind_share, "user-share
            "entry-rate": _model_entry_rate, "imbalance": _model_imbalance}
 
 
+#: Models whose figure is a fraction of the sampled time (scaled when only the target was sampled).
+SHARE_MODELS = ("share", "kernel-share", "user-share")
+
+
 def evaluate_rule(rule: Rule, ev: Evidence, bottleneck: Bottleneck) -> Outcome:
     requires, state, counters = _verdicts(rule, ev)
     try:
@@ -263,6 +269,10 @@ def evaluate_rule(rule: Rule, ev: Evidence, bottleneck: Bottleneck) -> Outcome:
         out = _MODELS[rule.model](rule, ev, bottleneck, state, counters)
     except _Skip as skip:
         return Outcome(rule, skip.status, skip.reason, skip.share_pct)
+    if bottleneck.scale < 1.0 and rule.model in SHARE_MODELS:
+        out.estimate = scaled(out.estimate, bottleneck.scale)
+        out.evidence.append(f"perf sampled only the target, {100 * bottleneck.scale:.0f}% of the busy time: "
+                            "the estimate is scaled to the whole CPUs")
     if rule.requires and requires.holds is None:
         out.evidence.append(f"preconditions not confirmed: {requires.detail}")
         if out.estimate.confidence != "low":
@@ -298,7 +308,7 @@ def recommendation(out: Outcome, bottleneck: Bottleneck, ev: Evidence) -> dict:
 
 def evaluate(rules: list[Rule], ev: Evidence) -> tuple[Bottleneck, list[dict], list[dict], list[dict]]:
     """(bottleneck, ranked recommendations, clean, not evaluated)."""
-    bottleneck = find_bottleneck(ev.profile)
+    bottleneck = scoped_bottleneck(ev.meta, ev.counters) or find_bottleneck(ev.profile)
     recs, clean, skipped = [], [], []
     for rule in rules:
         out = evaluate_rule(rule, ev, bottleneck)

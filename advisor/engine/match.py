@@ -1,7 +1,8 @@
 """Symbol families: the names a cost goes by across kernel versions, matched as globs.
 
 A family compiles its globs into one regular expression and remembers every symbol it has
-judged, so matching a profile costs one regex run per distinct symbol.
+judged, so matching a profile costs one regex run per distinct symbol. `family()` hands out
+one family per set of patterns, so that memory is shared by every caller that asks again.
 """
 
 from __future__ import annotations
@@ -38,14 +39,42 @@ class SymbolFamily:
             self._cache[symbol] = hit
         return hit
 
+    def select(self, symbols: Iterable[str]) -> list[str]:
+        """The symbols that match, in their order: `matches` for many symbols at once."""
+        if self._regex is None:
+            return []
+        cache, match = self._cache, self._regex.match
+        out = []
+        for symbol in symbols:
+            hit = cache.get(symbol)
+            if hit is None:
+                hit = cache[symbol] = match(symbol) is not None
+            if hit:
+                out.append(symbol)
+        return out
+
+
+#: Families handed out by family(), by their patterns (bounded: rules and filters are few).
+_FAMILIES: dict[tuple[str, ...], SymbolFamily] = {}
+_MAX_FAMILIES = 512
+#: A shared family forgets the symbols it has judged beyond this many (a long notebook session).
+_MAX_JUDGED = 200_000
+
 
 def family(patterns: Iterable[str] | str | None) -> SymbolFamily:
-    """Accept one pattern, a list, or None (the empty family)."""
-    if patterns is None:
-        return SymbolFamily(())
-    if isinstance(patterns, str):
-        return SymbolFamily((patterns,))
-    return patterns if isinstance(patterns, SymbolFamily) else SymbolFamily(patterns)
+    """Accept one pattern, a list, or None (the empty family); the same patterns give the
+    same family, whose cache of judged symbols is then shared."""
+    if isinstance(patterns, SymbolFamily):
+        return patterns
+    key = () if patterns is None else (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    found = _FAMILIES.get(key)
+    if found is None:
+        if len(_FAMILIES) >= _MAX_FAMILIES:
+            _FAMILIES.clear()
+        found = _FAMILIES[key] = SymbolFamily(key)
+    elif len(found._cache) > _MAX_JUDGED:
+        found._cache.clear()
+    return found
 
 
 def match_stack(

@@ -2,21 +2,35 @@
 
 A broken rule file stops the run with one line naming the file and the field, because a
 rule that silently loads half-empty would report "clean" where it never looked.
+
+jsonschema takes longer to import than advisor takes to evaluate every rule, so a file whose
+exact text already passed the exact same schema is not validated again: the SHA-256 of
+(schema, file text) of every file that passed is kept in `$XDG_CACHE_HOME/advisor/valid-rules`.
+Validation is a pure function of those two texts, so a hit means the file would pass again;
+any change to the file or to the schema is a miss, and failures are never cached.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import jsonschema
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..paths import rules_dir
 from .match import SymbolFamily, family
+
+if TYPE_CHECKING:
+    import jsonschema
+
+#: The cache of validated rule files keeps at most this many digests (then starts afresh).
+CACHE_MAX_ENTRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -78,9 +92,18 @@ class Rule:
         return bool(self.symbols)
 
 
+_SCHEMA_TEXT: str | None = None
+
+
+def _schema_text() -> str:
+    global _SCHEMA_TEXT
+    if _SCHEMA_TEXT is None:
+        _SCHEMA_TEXT = resources.files("advisor.engine").joinpath("rule.schema.json").read_text()
+    return _SCHEMA_TEXT
+
+
 def _schema() -> dict:
-    text = resources.files("advisor.engine").joinpath("rule.schema.json").read_text()
-    return json.loads(text)
+    return json.loads(_schema_text())
 
 
 _VALIDATOR = None
@@ -89,8 +112,66 @@ _VALIDATOR = None
 def _validator():
     global _VALIDATOR
     if _VALIDATOR is None:
+        import jsonschema
+
         _VALIDATOR = jsonschema.Draft202012Validator(_schema())
     return _VALIDATOR
+
+
+class ValidatedCache:
+    """Digests of (schema, rule text) that passed validation, in one file of hex lines.
+
+    Best effort: an unreadable or unwritable cache only means validating again.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._known: set[str] | None = None
+        self._added: list[str] = []
+
+    @staticmethod
+    def default_path() -> Path | None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return None if base.startswith("~") else Path(base) / "advisor" / "valid-rules"
+
+    @staticmethod
+    def digest(text: str) -> str:
+        data = _schema_text().encode() + b"\0" + text.encode("utf-8", "surrogateescape")
+        return hashlib.sha256(data).hexdigest()
+
+    def __contains__(self, digest: str) -> bool:
+        if self._known is None:
+            self._known = set()
+            if self.path is not None:
+                try:
+                    self._known = set(self.path.read_text(encoding="ascii").split())
+                except (OSError, UnicodeDecodeError):
+                    pass
+        return digest in self._known
+
+    def add(self, digest: str) -> None:
+        if digest not in self:
+            self._known.add(digest)
+            self._added.append(digest)
+
+    def save(self) -> None:
+        """Write the digests added since loading (a fresh file when the old one is full)."""
+        if self.path is None or not self._added:
+            return
+        added, self._added = self._added, []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if len(self._known) > CACHE_MAX_ENTRIES:
+                fd, tmp = tempfile.mkstemp(prefix=".valid-rules.", dir=self.path.parent)
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write("".join(d + "\n" for d in added))
+                os.replace(tmp, self.path)
+                self._known = set(added)
+            else:  # one short append: concurrent runs do not lose each other's lines
+                with open(self.path, "a", encoding="ascii") as fh:
+                    fh.write("".join(d + "\n" for d in added))
+        except OSError:
+            pass
 
 
 def _conditions(raw: dict | None) -> Conditions:
@@ -104,8 +185,12 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def parse_rule(text: str, path: str) -> Rule:
-    """Validate one rule file's text and build the Rule; InputError names file and field."""
+def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rule:
+    """Validate one rule file's text and build the Rule; InputError names file and field.
+
+    With a `cache`, text that passed the same schema before skips the schema validation (the
+    checks below it always run), and text that passes now is added to it.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -117,10 +202,14 @@ def parse_rule(text: str, path: str) -> Rule:
             except ValueError:
                 line = None
         raise InputError(f"invalid TOML: {msg}", path, line) from None
-    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        raise InputError(f"field {_field_path(err)}: {err.message}", path)
+    digest = ValidatedCache.digest(text) if cache is not None else None
+    if digest is None or digest not in cache:
+        errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            raise InputError(f"field {_field_path(err)}: {err.message}", path)
+        if cache is not None:
+            cache.add(digest)
     stem = Path(path).stem
     if raw["id"] != stem:
         raise InputError(f"field id: {raw['id']!r} must equal the file name {stem!r}", path)
@@ -161,12 +250,12 @@ def parse_rule(text: str, path: str) -> Rule:
     )
 
 
-def load_rule(path: Path) -> Rule:
+def load_rule(path: Path, cache: ValidatedCache | None = None) -> Rule:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read rule file: {exc}", str(path)) from None
-    return parse_rule(text, str(path))
+    return parse_rule(text, str(path), cache)
 
 
 def load_rules(directory: Path | None = None) -> list[Rule]:
@@ -175,8 +264,11 @@ def load_rules(directory: Path | None = None) -> list[Rule]:
     files = sorted(directory.glob("*.toml"))
     if not files:
         raise InputError("no rule files (*.toml) found", str(directory))
-    rules = [load_rule(p) for p in files]
-    return rules
+    cache = ValidatedCache(ValidatedCache.default_path())
+    try:
+        return [load_rule(p, cache) for p in files]
+    finally:
+        cache.save()  # also what passed before a broken file stopped the loading
 
 
 def get_rule(rule_id: str, directory: Path | None = None) -> Rule:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from advisor.errors import EnvironmentProblem
+from advisor.proc import stop_group
 
 SERVER_ADDR = "10.201.0.1"
 CLIENT_ADDR = "10.201.0.2"
@@ -101,22 +102,9 @@ def enter_netns(netns: str) -> None:
         os.close(fd)
 
 
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 3.0, sig: int = signal.SIGTERM) -> None:
-    """Signal the group led by `proc` (started with start_new_session), then SIGKILL what is left."""
-    for signum in ((sig, signal.SIGKILL) if proc.poll() is None else (signal.SIGKILL,)):
-        # SIGKILL even when the leader is gone: children of its group may still live
-        _killpg(proc.pid, signum)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
+    """Signal the group led by `proc` (servers take SIGTERM), then SIGKILL what is left."""
+    stop_group(proc, sig, grace_s)
 
 
 def children_of(pid: int) -> list[int]:

@@ -103,6 +103,11 @@ def verdict(res: ScenarioResult, recs: list[dict]) -> tuple[str, str]:
         return "ok", "nothing in the high-gain tier"
     if res.top_rule != res.expected_rule:
         where = f"ranked {res.expected_rank}" if res.expected_rank else "not recommended"
+        if _inert(res, recs):
+            return "no-measurable-cost", (f"{res.expected_rule} {where} at {res.estimated_gain_pct or 0:.2f}% and "
+                                          f"measured {res.measured_gain_pct:+.1f}% ± {res.measured_spread_pct:.1f}: "
+                                          f"the pathology costs nothing this machine can resolve; first was "
+                                          f"{res.top_rule}, low tier")
         return "wrong-rule", f"{res.expected_rule} {where}; first was {res.top_rule}"
     if res.estimated_gain_pct is None or res.measured_gain_pct is None:
         return "unmeasured", "no estimate or no measurement"
@@ -115,6 +120,17 @@ def verdict(res: ScenarioResult, recs: list[dict]) -> tuple[str, str]:
                                    f"{lo:.1f}..{hi:.1f}%")
     side = "above" if m > hi else "below"
     return f"measured-{side}-range", f"measured {m:+.1f}% ± {spread:.1f} is {side} {lo:.1f}..{hi:.1f}%"
+
+
+def _inert(res: ScenarioResult, recs: list[dict]) -> bool:
+    """The injected pathology did nothing measurable: its own rule says under 1%, the measured gain
+    is within its spread of zero, and what ranked first is a low-tier figure too. Still a miss of the
+    ranking target, labelled for what it is rather than as a wrong diagnosis."""
+    m, spread = res.measured_gain_pct, res.measured_spread_pct
+    if m is None or spread is None or m != m:
+        return False
+    top_tier = recs[0]["tier"] if recs else "low"
+    return (res.estimated_gain_pct or 0.0) < 1.0 and abs(m) <= spread and top_tier == "low"
 
 
 def _collect(tb: Testbed, s: LabSettings, scenario: str):

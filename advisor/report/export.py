@@ -34,11 +34,11 @@ def render(profile, kind: str) -> str:
 def selected_table(profile) -> StackTable:
     """The profile's event and selected rows only, as a table of their own.
 
-    `Profile.rows` lists the table's rows of its event in the table's order, which is what lets
-    the two be zipped here.
+    `Profile.selected_flags()` follows the table's rows of its event in the table's order, which
+    is what lets the two be zipped here.
     """
     keys = [key for key in profile.table.rows if key.event == profile.event]
-    selected = profile.rows["selected"].tolist()
+    selected = profile.selected_flags()
     if len(keys) != len(selected):  # a Profile built some other way: never export the wrong rows
         raise AssertionError("profile rows do not line up with its table")
     table = StackTable(profile.table.source)

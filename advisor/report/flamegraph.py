@@ -89,13 +89,18 @@ def build_tree(profile, highlights: list[Highlight] = (), collapse_unknown: bool
     With `collapse_unknown`, a run of consecutive `[unknown]` frames (an unwinder walking
     garbage) is drawn as one frame; matching always sees the stack as recorded.
     """
-    rows = profile.rows
-    busy = rows[(~rows["idle"]) & rows["selected"]]
-    grouped = busy.groupby(["stack", "comm", "cpu"], sort=False)[["weight", "count"]].sum()
+    grouped: dict[tuple[int, str, int], list[int]] = {}  # in order of first appearance
+    for stack, comm, cpu, count, weight in profile.busy_rows():
+        acc = grouped.get((stack, comm, cpu))
+        if acc is None:
+            grouped[(stack, comm, cpu)] = [weight, count]
+        else:
+            acc[0] += weight
+            acc[1] += count
     root = Node("all", "root", "root")
     matches: dict[tuple[int, int], int] = {}
-    for (stack, comm, cpu), weight, count in zip(grouped.index, grouped["weight"], grouped["count"]):
-        weight, count = float(weight), int(count)
+    for (stack, comm, cpu), (weight, count) in grouped.items():
+        weight = float(weight)
         symbols, frames = profile.stacks[stack], profile.stack_frames[stack]
         matched_at: dict[int, str] = {}
         for h_index, h in enumerate(highlights):

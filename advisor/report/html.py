@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html as _html
 
-from . import bottleneck, gain, load, number, pct, reference, samples
+from . import bottleneck, gain, load, pct, reference, samples
 from .flamegraph import for_result
 
 TOP_ROWS = 12
@@ -104,9 +104,8 @@ def summary_html(data: dict, profile=None) -> str:
         cpus = '<span class="muted">not recorded</span>'
     rows += [("per-CPU busy", cpus), ("bottleneck", e(bottleneck(p)))]
     if profile is not None:
-        procs = profile.by_process().head(PROCESS_ROWS)
-        where = "<br>".join(f"{_bar(b)}{e(c)} {b:.1f}% ({n:,} samples)"
-                            for c, b, n in zip(procs["comm"], procs["busy_pct"], procs["samples"]))
+        procs = profile.process_stats()[:PROCESS_ROWS]
+        where = "<br>".join(f"{_bar(b)}{e(c)} {b:.1f}% ({n:,} samples)" for c, b, n in procs)
         rows.append(("where it ran", where or '<span class="muted">no busy samples</span>'))
     filters = [f"{k}={v}" for k, v in p["filters"].items() if v is not None]
     if filters:
@@ -167,7 +166,7 @@ def recommendation_html(rec: dict, colour: str | None = None) -> str:
            f'<span class="pill conf-{e(rec["confidence"])}">confidence {e(rec["confidence"])}</span>'
            f'<span class="pill risk-{e(rec["risk"])}">risk {e(rec["risk"])}</span> · '
            f'share {pct(rec["share_pct"])}, '
-           f'{number(rec["removable"] * 100)}% removable · model {e(rec["model"])}</p>']
+           f'removable fraction r = {rec["removable"]:g} · model {e(rec["model"])}</p>']
     if rec["weakens_security"]:
         out.append('<div class="security">⚠ Weakens security: read the caveat and the commands before '
                    "applying.</div>")
@@ -232,18 +231,15 @@ def result_view(result, details: int = 3) -> str:
 
 def profile_view(profile, top: int = 10) -> str:
     """A profile in a notebook: utilisation, per CPU, where it ran, the hottest functions."""
-    cpus = profile.cpus()
     cpu_text = ", ".join(f"cpu{c} {b:.1f}%" + (" saturated" if s else "")
-                         for c, b, s in zip(cpus["cpu"], cpus["busy_pct"], cpus["saturated"])) or "not recorded"
-    procs = profile.by_process().head(5)
-    where = ", ".join(f"{c} {b:.1f}%" for c, b in zip(procs["comm"], procs["busy_pct"]))
+                         for c, _n, b, s in profile.cpu_stats()) or "not recorded"
+    where = ", ".join(f"{c} {b:.1f}%" for c, b, _n in profile.process_stats()[:5])
     facts = [("source", profile.source), ("event", profile.event),
              ("samples", f"{profile.samples:,} ({profile.busy_samples:,} busy)"),
              ("utilisation", f"{profile.busy_pct:.1f}% busy"), ("per-CPU busy", cpu_text), ("where it ran", where)]
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
-    table = profile.top(top)
     listing = [{"symbol": r.symbol, "dso": r.dso, "self_pct": r.self_pct, "inclusive_pct": r.inclusive_pct,
-                "samples": int(r.self_samples)} for r in table.itertuples()]
+                "samples": r.self_samples} for r in profile.top_symbols(top)]
     return notebook_view(f'<div class="card"><table class="facts">{rows}</table></div>' + top_html(listing))
 
 

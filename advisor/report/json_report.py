@@ -10,8 +10,10 @@ import functools
 import json
 import math
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import jsonschema
+if TYPE_CHECKING:  # imported by validate() only: rendering needs no validator
+    import jsonschema
 
 TIERS = (("high", 10.0), ("medium", 3.0), ("low", float("-inf")))  # docs/DESIGN.md 'Gain tiers'
 #: The engine picks the tier from the exact gain, then publishes it rounded to 2 decimals:
@@ -39,6 +41,8 @@ def validate(result: dict) -> None:
     Checks the schema, then what a schema cannot say: finite numbers, ranks 1..n in list order,
     low <= estimate <= high, tier matching the estimate, each rule reported once.
     """
+    import jsonschema
+
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(result))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from advisor.report import bottleneck, gain, load, number, one_line, pct, reference, samples
+from advisor.report import bottleneck, gain, load, one_line, pct, reference, samples
 
 TOP_ROWS = 10
 
@@ -80,7 +80,7 @@ def _section(rec: dict) -> list[str]:
     lines = [f"### {rec['rank']}. {_text(rec['title'])} ({_code(rec['rule'])})", ""]
     lines += [f"Estimated gain **{gain(rec)}** of {rec['basis'].replace('_', ' ')} "
               f"(tier {rec['tier']}, confidence {rec['confidence']}) · risk **{rec['risk']}** · "
-              f"share {pct(rec['share_pct'])}, {number(rec['removable'] * 100)}% of it removable · "
+              f"share {pct(rec['share_pct'])} × removable fraction r = {rec['removable']:g} · "
               f"{_text(rec['category'])}", ""]
     if rec["weakens_security"]:
         lines += ["**⚠ Weakens security: read the caveat and the commands before applying this.**", ""]

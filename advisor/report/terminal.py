@@ -14,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from advisor.report import bottleneck, gain, load, number, pct, reference, samples
+from advisor.report import bottleneck, gain, load, pct, reference, samples
 
 LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 STATUS_STYLE = {"ok": "green", "unavailable": "yellow", "failed": "bold red"}
@@ -129,7 +129,7 @@ def _recommendation(rec: dict) -> Panel:
     facts.append(" · confidence ")
     facts.append(rec["confidence"], style=CONFIDENCE_STYLE[rec["confidence"]])
     facts.append(" · risk ").append(rec["risk"], style=LEVEL_STYLE[rec["risk"]])
-    facts.append(f" · share {pct(rec['share_pct'])}, {number(rec['removable'] * 100)}% removable")
+    facts.append(f" · share {pct(rec['share_pct'])} × removable fraction r = {rec['removable']:g}")
     parts.append(facts)
     if rec["weakens_security"]:
         # ASCII '!', not U+26A0: terminals disagree on the width of the warning sign and break the border

@@ -1,0 +1,48 @@
+"""Stopping what we started: every child runs in its own process group, and is stopped the same way.
+
+A first signal to the whole group (SIGINT makes perf write a valid file and the BPF tools print
+their summary; SIGTERM for servers), a grace period, then SIGKILL to the group even when its
+leader has already gone (a leftover `sleep` or worker may still be in it), and the leader reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send `sig` to a process group; a group that is gone (or not ours to signal) is no error."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def stop_group(proc: subprocess.Popen, first: int = signal.SIGINT, grace_s: float = 1.0) -> bool:
+    """Stop the group led by `proc` (started with start_new_session=True) and reap `proc`.
+
+    Returns whether it was still running, i.e. whether we stopped it rather than it ending itself.
+    """
+    running = proc.poll() is None
+    if running:
+        signal_group(proc.pid, first)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    signal_group(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait()
+    return running

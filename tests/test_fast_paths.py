@@ -1,0 +1,160 @@
+"""What makes `advise analyze` fast must not change what it finds.
+
+The CLI path runs without pandas (pure-Python profile accessors; DataFrames only on request),
+skips jsonschema for rule files whose exact text already passed the schema, matches rules only
+against the stacks holding a matching symbol, and ends the process with os._exit after flushing.
+Each shortcut is checked here against the slow way on real samples.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from advisor.analysis import analyze, load
+from advisor.engine import rules as rules_module
+from advisor.engine.match import family, match_stack
+from advisor.engine.rules import load_rules
+from advisor.errors import InputError
+from advisor.paths import rules_dir, samples_dir
+
+HEAVY = ("pandas", "numpy", "jsonschema", "networkx")
+
+MODULES_AFTER_ANALYZE = r"""
+import json, sys
+from advisor import cli
+code = cli.main(["analyze", sys.argv[1], "--format", "json", "--output", "/dev/null"])
+print(json.dumps({"code": code, "heavy": [m for m in %r if m in sys.modules]}))
+""" % (HEAVY,)
+
+
+def modules_after_analyze(path, cache_home):
+    run = subprocess.run([sys.executable, "-c", MODULES_AFTER_ANALYZE, str(path)], capture_output=True,
+                         text=True, timeout=60, env={"XDG_CACHE_HOME": str(cache_home), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def netfilter():
+    return load(samples_dir() / "netfilter").profile
+
+
+def test_analyze_imports_no_pandas_and_jsonschema_only_until_the_rules_are_known(tmp_path):
+    first = modules_after_analyze(samples_dir() / "netfilter", tmp_path)
+    assert first["code"] == 0 and first["heavy"] == ["jsonschema"]  # validated the rule files once
+    again = modules_after_analyze(samples_dir() / "netfilter", tmp_path)
+    assert again["heavy"] == []
+    assert len((tmp_path / "advisor" / "valid-rules").read_text().split()) == len(list(rules_dir().glob("*.toml")))
+
+
+def test_a_rule_file_edited_after_it_was_cached_is_validated_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rules = tmp_path / "rules"
+    shutil.copytree(rules_dir(), rules)
+    assert len(load_rules(rules)) == len(list(rules.glob("*.toml")))
+    target = rules / "netfilter.toml"
+    text = target.read_text()
+    bad = text.replace('risk = "', 'risk = "x', 1)  # not one of low, medium, high
+    assert bad != text
+    target.write_text(bad)
+    with pytest.raises(InputError) as exc:
+        load_rules(rules)
+    assert str(exc.value).startswith(f"{target}: field remedy.risk")
+    target.write_text(text)
+    assert [r.id for r in load_rules(rules)] == [r.id for r in load_rules()]
+
+
+def test_an_unreadable_cache_means_validating_again(tmp_path, monkeypatch):
+    cache_file = tmp_path / "advisor" / "valid-rules"
+    cache_file.parent.mkdir()
+    cache_file.write_bytes(b"\xff\xfe not hex\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(rules_module, "_VALIDATOR", None)
+    assert load_rules()  # validated with jsonschema (the cache file could not be read)
+    assert rules_module._VALIDATOR is not None
+
+
+def test_pure_accessors_give_the_dataframe_views_figures(netfilter):
+    cpus = netfilter.cpus()
+    assert [tuple(c) for c in netfilter.cpu_stats()] == list(zip(cpus["cpu"], cpus["samples"], cpus["busy_pct"],
+                                                                 cpus["saturated"]))
+    procs = netfilter.by_process()
+    assert sorted(netfilter.process_stats()) == sorted(zip(procs["comm"], procs["busy_pct"], procs["samples"]))
+    top = netfilter.top(None, by="inclusive")
+    assert [tuple(s) for s in netfilter.top_symbols(None, by="inclusive")] == list(top.itertuples(index=False))
+    rows = netfilter.rows
+    busy = rows[~rows["idle"] & rows["selected"]]
+    assert netfilter.busy_samples == busy["count"].sum() and netfilter.busy_weight == busy["weight"].sum()
+
+
+def slow_share(profile, target, under, exclude_below, self_only, cpus=None):
+    """The share as computed before the symbol index: every stack, every busy row."""
+    weight = samples = 0
+    symbols = {}
+    for stack, comm, cpu, count, w in profile.busy_rows():
+        if cpus is not None and cpu not in cpus:
+            continue
+        i = match_stack(profile.stacks[stack], target, under, exclude_below, self_only)
+        if i >= 0:
+            weight += w
+            samples += count
+            symbols[profile.stacks[stack][i]] = symbols.get(profile.stacks[stack][i], 0) + w
+    return weight, samples, symbols
+
+
+@pytest.mark.parametrize("cpus", [None, [1]])
+def test_indexed_matching_finds_what_matching_every_stack_finds(netfilter, cpus):
+    checked = 0
+    for rule in load_rules():
+        if not rule.symbols:
+            continue
+        share = netfilter.share(rule.symbols, rule.under, rule.exclude_below, rule.mode, cpus)
+        weight, samples, symbols = slow_share(netfilter, rule.symbols, rule.under, rule.exclude_below,
+                                              rule.mode == "self", cpus)
+        assert (share.weight, share.samples, dict(share.symbols)) == (weight, samples, symbols), rule.id
+        checked += weight > 0
+    assert checked >= 3  # some rules do match this sample
+
+
+def test_the_same_patterns_give_the_same_family():
+    assert family(["nf_hook_slow", "nft_*"]) is family(("nf_hook_slow", "nft_*"))
+    assert family("nft_*") is family(["nft_*"]) and family(None) is family([])
+    nft = family("nft_*")
+    assert nft.select(["nft_do_chain", "nf_hook_slow", "nft_meta_get_eval"]) == ["nft_do_chain", "nft_meta_get_eval"]
+
+
+def test_bad_input_is_reported_before_bad_rules(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(rules_dir(), rules)
+    (rules / "netfilter.toml").write_text("id = \n")
+    with pytest.raises(InputError, match="no such file"):
+        analyze(tmp_path / "missing.data", rules_dir=rules)
+    with pytest.raises(InputError, match="netfilter.toml:1: invalid TOML"):
+        analyze(samples_dir() / "netfilter", rules_dir=rules)
+
+
+def test_the_cli_flushes_everything_before_it_ends_the_process():
+    """`advise analyze` ends with os._exit: output still buffered then would be lost."""
+    run = subprocess.run([sys.executable, "-m", "advisor.cli", "analyze", str(samples_dir() / "netfilter"),
+                          "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == ""
+    assert json.loads(run.stdout) == json.loads(json.dumps(analyze(samples_dir() / "netfilter").data))
+    gate = subprocess.run([sys.executable, "-m", "advisor.cli", "analyze", str(samples_dir() / "netfilter"),
+                           "--format", "markdown", "--fail-on-gain", "5"], capture_output=True, text=True, timeout=60)
+    assert gate.returncode == 1 and "gate tripped" in gate.stderr and gate.stdout.startswith("# ")
+
+
+def test_a_reader_that_has_gone_is_no_error():
+    """Like `advise analyze ... | head -0`: the report meets a closed pipe."""
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "analyze", str(samples_dir() / "netfilter"),
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdout.close()  # long before the report is written
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr.read() == b""
+    finally:
+        proc.kill()
+        proc.wait()

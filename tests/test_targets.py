@@ -1,0 +1,127 @@
+"""advisor.collect.targets: process trees, cgroups and network namespaces resolved on this machine.
+
+Real processes and a real cgroup (this machine mounts cgroup2 at /sys/fs/cgroup/unified, next to
+v1 controllers without perf_event). One mountinfo is given as text: the v1 perf_event layout this
+machine does not have.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from advisor.collect import targets
+from advisor.errors import UsageError
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="creating a cgroup needs root")
+
+
+@pytest.fixture
+def tree():
+    """sh with two sleeping children (a master and its workers); all gone after the test."""
+    proc = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"], start_new_session=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(targets.with_descendants(proc.pid)) < 3:
+        time.sleep(0.02)
+    yield proc
+    os.killpg(proc.pid, 9)
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cgroup():
+    """A fresh cgroup2 group with a sub-group, removed after the test (its processes killed)."""
+    mounts = [m for m in targets.cgroup_mounts() if os.path.isfile(os.path.join(m, "cgroup.procs"))]
+    if not mounts:
+        pytest.skip("no cgroup2 hierarchy mounted here")
+    name = f"advisor-test-{uuid.uuid4().hex[:8]}"
+    top = os.path.join(mounts[0], name)
+    os.makedirs(os.path.join(top, "sub"))
+    procs = []
+    yield name, top, procs
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)
+    for directory in (os.path.join(top, "sub"), top):
+        for _ in range(50):
+            try:
+                os.rmdir(directory)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def start_in(directory: str, argv: list[str]) -> subprocess.Popen:
+    """Start argv already inside the cgroup at `directory` (it joins before exec)."""
+    procs_file = os.path.join(directory, "cgroup.procs")
+
+    def join() -> None:
+        with open(procs_file, "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+
+    return subprocess.Popen(argv, preexec_fn=join)
+
+
+def test_a_pid_brings_its_descendants(tree):
+    pids = targets.with_descendants(tree.pid)
+    assert pids[0] == tree.pid and len(pids) == 3
+    parents = targets.parent_map()
+    assert all(parents[p] == tree.pid for p in pids[1:])
+    target = targets.resolve(pid=tree.pid)
+    assert target.scoped and target.perf_scope() == ["-p", ",".join(map(str, pids))]
+    assert target.describe() == f"process {tree.pid} and 2 descendants"
+
+
+def test_descendants_from_a_given_parent_map_follow_grandchildren_and_ignore_loops():
+    parents = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 30: 30}
+    assert targets.with_descendants(10, parents) == [10, 11, 12]
+    assert targets.with_descendants(30, parents) == [30]
+
+
+def test_cgroup_mounts_on_this_machine_and_a_v1_perf_event_layout(tmp_path):
+    here = targets.cgroup_mounts()
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        v2 = [line.split()[4] for line in handle if " - cgroup2 " in line]
+    assert here[:len(v2)] == v2
+    fake = tmp_path / "mountinfo"
+    fake.write_text(
+        "30 25 0:26 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu\n"
+        "31 25 0:27 / /sys/fs/cgroup/perf_event rw,relatime shared:10 - cgroup cgroup rw,perf_event\n"
+        "garbage line\n")
+    assert targets.cgroup_mounts(str(fake)) == ["/sys/fs/cgroup/perf_event"]
+    assert targets.cgroup_mounts(str(tmp_path / "absent")) == []
+    with pytest.raises(UsageError, match="no cgroup2"):
+        targets.resolve_cgroup("x", mounts=[])
+
+
+@root_only
+def test_a_cgroup_resolves_by_relative_or_absolute_path_and_counts_sub_groups(cgroup):
+    name, top, procs = cgroup
+    procs.append(start_in(top, ["sleep", "30"]))
+    procs.append(start_in(os.path.join(top, "sub"), ["sleep", "30"]))
+    assert targets.resolve_cgroup(name) == (name, top)
+    assert targets.resolve_cgroup(top) == (name, top)
+    assert targets.resolve_cgroup(f"/{name}/sub/")[0] == f"{name}/sub"
+    target = targets.resolve(cgroup=name)
+    assert target.pids == sorted(p.pid for p in procs)
+    assert target.perf_scope() == ["-a", "-G", name] and target.scoped
+    assert targets.resolve(cgroup=f"{name}/sub").pids == [procs[1].pid]
+    with pytest.raises(UsageError, match="no such cgroup"):
+        targets.resolve(cgroup=f"{name}/absent")
+
+
+@root_only
+def test_an_empty_cgroup_and_two_targets_are_refused(cgroup):
+    name, _top, _procs = cgroup
+    with pytest.raises(UsageError, match="no process in it"):
+        targets.resolve(cgroup=f"{name}/sub")
+    with pytest.raises(UsageError, match="one target"):
+        targets.resolve(comm="nginx", cgroup=name)
+    with pytest.raises(UsageError, match="no such process"):
+        targets.resolve(pid=2 ** 22 + 1)
+    with pytest.raises(UsageError, match="no such network namespace"):
+        targets.resolve(netns="advisor-no-such-netns")
