@@ -98,9 +98,12 @@ def render_result(result, fmt: str, output: Path | None) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import analyze
+    from .parse import perf_data
 
-    result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
+    with perf_data.started_early(args.path):  # perf loads symbols while the analysis imports
+        from .analysis import analyze
+
+        result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
     if args.export:
         from .report import export
 

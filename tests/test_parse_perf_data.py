@@ -109,3 +109,31 @@ def test_perf_is_killed_on_timeout(recording):
             stdout.read()
     assert time.monotonic() - started < 10
     assert perf_children() == []
+
+
+def test_perf_started_early_is_taken_over_by_the_read_and_gives_the_same_samples(recording):
+    """`advise analyze perf.data` starts perf before its imports (started_early); the read
+    inside the block uses that process instead of starting another."""
+    alone = perf_data.read(recording)
+    with perf_data.started_early(recording):
+        early = perf_children()
+        assert len(early) == 1
+        table = perf_data.read(str(recording))  # the same file, named another way
+        assert perf_children() == []  # the early process was the one read, and it is reaped
+    assert table.rows == alone.rows and table.samples == alone.samples
+
+
+def test_perf_started_early_and_never_read_is_killed_also_on_an_error(recording, tmp_path):
+    with perf_data.started_early(recording):
+        assert len(perf_children()) == 1
+    assert perf_children() == []
+    with pytest.raises(KeyboardInterrupt):
+        with perf_data.started_early(recording):
+            raise KeyboardInterrupt
+    assert perf_children() == []
+    text = tmp_path / "perf.script"
+    text.write_text("not a perf.data file\n")
+    with perf_data.started_early(text):
+        assert perf_children() == []  # only perf.data files start perf
+    with perf_data.started_early(tmp_path / "absent.data"):  # read() will say what is wrong
+        assert perf_children() == []

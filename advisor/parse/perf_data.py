@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..errors import EnvironmentProblem, InputError
+from ..errors import AdvisorError, EnvironmentProblem, InputError
 from ..model import StackTable
 from . import perf_script
 
@@ -52,21 +52,70 @@ def perf_command(path: Path, inline: bool = True) -> list[str]:
     return cmd
 
 
-@contextmanager
-def perf_script_output(path: Path, *, inline: bool = True,
-                       timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[BinaryIO]:
-    """Yield the stdout of `perf script` on `path`; check perf's exit when the block ends."""
+#: `perf script` processes started ahead of their reader (see started_early), by (path, inline).
+_EARLY: dict[tuple[str, bool], tuple[subprocess.Popen, BinaryIO]] = {}
+
+
+def _start(path: Path, inline: bool) -> tuple[subprocess.Popen, BinaryIO]:
+    """perf script on `path`, in its own process group, stdout a wide pipe, stderr a temp file."""
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
         raise InputError(f"cannot read perf.data: {exc.strerror or exc}", str(path)) from None
     cmd = perf_command(path, inline)
-    with tempfile.TemporaryFile() as stderr:
+    stderr = tempfile.TemporaryFile()
+    try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=stderr, start_new_session=True,
                                 env={**os.environ, "LC_ALL": "C", "PAGER": "cat"})
-        _widen_pipe(proc.stdout)
+    except BaseException:
+        stderr.close()
+        raise
+    _widen_pipe(proc.stdout)
+    return proc, stderr
+
+
+def _early_key(path: str | os.PathLike, inline: bool) -> tuple[str, bool]:
+    return os.path.realpath(path), inline
+
+
+@contextmanager
+def started_early(path: str | os.PathLike, inline: bool = True) -> Iterator[None]:
+    """Start `perf script` on `path` now, when it is a perf.data file, for a read() of the same
+    file inside the block to take over.
+
+    perf loads symbols for ~0.15 s before it writes a byte, about what importing the analysis
+    takes: started first, perf does that while Python imports. Best effort (anything unusual:
+    read() starts perf itself, and reports the problem); a process no read() took is killed
+    when the block ends, also on an error or Ctrl-C.
+    """
+    key = None
+    try:
+        with open(path, "rb") as handle:
+            is_perf_data = handle.read(8) == b"PERFILE2"
+        if is_perf_data and shutil.which("perf") and _early_key(path, inline) not in _EARLY:
+            key = _early_key(path, inline)
+            _EARLY[key] = _start(Path(path), inline)
+    except (OSError, AdvisorError):
+        key = None
+    try:
+        yield
+    finally:
+        left = _EARLY.pop(key, None) if key is not None else None
+        if left is not None:
+            _kill(left[0])
+            left[0].stdout.close()
+            left[1].close()
+
+
+@contextmanager
+def perf_script_output(path: Path, *, inline: bool = True,
+                       timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[BinaryIO]:
+    """Yield the stdout of `perf script` on `path`; check perf's exit when the block ends."""
+    started = _EARLY.pop(_early_key(path, inline), None)
+    proc, stderr = started if started is not None else _start(path, inline)
+    with stderr:
         timed_out = threading.Event()
 
         def on_timeout() -> None:
