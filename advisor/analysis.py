@@ -14,7 +14,7 @@ from .engine.evaluate import evaluate
 from .engine.rules import Rule, load_rules
 from .errors import InputError
 from .evidence import Evidence
-from .profile import Profile
+from .profile import SATURATED_PCT, Profile
 
 SCHEMA_VERSION = "1"
 
@@ -181,11 +181,18 @@ class Recommendation:
 
 
 def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
+    cpus = [{"cpu": c.cpu, "samples": c.samples, "busy_pct": round(c.busy_pct, 2), "saturated": c.saturated}
+            for c in p.cpu_stats()]
+    busy_pct = p.busy_pct
+    if bottleneck.cpu_busy is not None:  # only the target was sampled: utilisation from /proc/stat
+        sampled = {c["cpu"]: c["samples"] for c in cpus}
+        cpus = [{"cpu": i, "samples": sampled.get(i, 0), "busy_pct": round(b, 2), "saturated": b >= SATURATED_PCT}
+                for i, b in enumerate(bottleneck.cpu_busy)]
+        busy_pct = sum(bottleneck.cpu_busy) / len(bottleneck.cpu_busy)
     return {
         "event": p.event, "events": p.events, "samples": p.samples, "busy_samples": p.busy_samples,
-        "busy_pct": round(p.busy_pct, 2), "duration_s": p.duration_s,
-        "cpus": [{"cpu": c.cpu, "samples": c.samples, "busy_pct": round(c.busy_pct, 2), "saturated": c.saturated}
-                 for c in p.cpu_stats()],
+        "busy_pct": round(busy_pct, 2), "duration_s": p.duration_s,
+        "cpus": cpus,
         "bottleneck": {"kind": bottleneck.kind, "cpus": bottleneck.cpus, "note": bottleneck.note,
                        "scale": bottleneck.scale},
         "top": [{"symbol": r.symbol, "dso": r.dso, "kind": r.kind, "self_pct": round(r.self_pct, 2),

@@ -139,6 +139,10 @@ def test_a_cgroup_is_sampled_alone_and_its_estimates_scaled_to_its_part_of_the_c
     busy = sum(100 - i - w - s for i, w, s in zip(pct["idle"], pct["iowait"], pct["steal"])) / 100
     assert 0.05 < used <= 1.05 and busy > 1.3, (used, busy)  # the loop outside kept the other CPU busy
     assert bottleneck["scale"] < 0.8 and abs(bottleneck["scale"] - used / busy) < 0.02, bottleneck
+    # the summary's utilisation is the machine's (/proc/stat), not 100% of the target's own samples
+    summary = result.data["profile"]
+    assert [c["busy_pct"] for c in summary["cpus"]] == pytest.approx(
+        [100 - i - w - s for i, w, s in zip(pct["idle"], pct["iowait"], pct["steal"])], abs=0.01)
 
 
 def test_ctrl_c_stops_every_collector_and_exits_130_with_one_line(tmp_path):

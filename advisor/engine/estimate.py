@@ -26,6 +26,7 @@ class Bottleneck:
     note: str
     basis: str  # 'throughput' when some CPU is saturated, else 'cpu_time'
     scale: float = 1.0  # the sampled part of the busy time (< 1 when perf sampled only the target)
+    cpu_busy: list[float] | None = None  # per-CPU busy % from /proc/stat, when the samples cannot say
 
 
 def find_bottleneck(profile: Profile) -> Bottleneck:
@@ -160,12 +161,12 @@ def scoped_bottleneck(meta: dict, counters: dict | None) -> Bottleneck | None:
     sat = [c for c, b in enumerate(busy) if b >= SATURATED_PCT]
     note = f"perf sampled only the {who} ({listing} busy from /proc/stat); {why}"
     if len(sat) == len(busy):
-        return Bottleneck("all-saturated", None, note, "throughput", scale)
+        return Bottleneck("all-saturated", None, note, "throughput", scale, busy)
     if sat:
         return Bottleneck("some-saturated", sat, note + "; CPUs " + _cpulist(sat) + " saturated",
-                          "throughput", scale)
+                          "throughput", scale, busy)
     return Bottleneck("not-cpu-bound", None, note + "; no CPU is saturated: figures are CPU time saved",
-                      "cpu_time", scale)
+                      "cpu_time", scale, busy)
 
 
 def scaled(est: Estimate, scale: float) -> Estimate:
