@@ -27,7 +27,9 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--record", type=Path, metavar="DIR", help="save each scenario's bundle in DIR/<scenario>")
     p.add_argument("--allow-global", action="store_true",
-                   help="allow scenarios that change settings global to the machine (restored afterwards)")
+                   help="allow scenarios that change settings global to the machine (restored afterwards); "
+                        "none is built yet: audit cannot be restored (the kernel keeps audit_ever_enabled "
+                        "until reboot) and busy_read has nothing to poll on veth")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario")
     p.add_argument("--prefix", default="advlab", help="network namespace name prefix (default advlab)")
     p.set_defaults(func=cmd_lab)
