@@ -14,7 +14,7 @@ from .engine.evaluate import evaluate
 from .engine.rules import Rule, load_rules
 from .errors import InputError
 from .evidence import Evidence
-from .profile import SATURATED_PCT, Profile
+from .profile import Profile
 
 SCHEMA_VERSION = "1"
 
@@ -181,14 +181,11 @@ class Recommendation:
 
 
 def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
+    utilisation = bottleneck.utilisation if bottleneck.from_proc_stat else p.cpu_stats()
     cpus = [{"cpu": c.cpu, "samples": c.samples, "busy_pct": round(c.busy_pct, 2), "saturated": c.saturated}
-            for c in p.cpu_stats()]
-    busy_pct = p.busy_pct
-    if bottleneck.cpu_busy is not None:  # only the target was sampled: utilisation from /proc/stat
-        sampled = {c["cpu"]: c["samples"] for c in cpus}
-        cpus = [{"cpu": i, "samples": sampled.get(i, 0), "busy_pct": round(b, 2), "saturated": b >= SATURATED_PCT}
-                for i, b in enumerate(bottleneck.cpu_busy)]
-        busy_pct = sum(bottleneck.cpu_busy) / len(bottleneck.cpu_busy)
+            for c in utilisation]
+    busy_pct = (sum(c.busy_pct for c in utilisation) / len(utilisation) if bottleneck.from_proc_stat
+                else p.busy_pct)  # only the target was sampled: the machine's utilisation, not its own
     return {
         "event": p.event, "events": p.events, "samples": p.samples, "busy_samples": p.busy_samples,
         "busy_pct": round(busy_pct, 2), "duration_s": p.duration_s,

@@ -1,6 +1,6 @@
-"""Stopping what we started: every child runs in its own process group, and is stopped the same way.
+"""Our child processes: finding them in /proc, and stopping them, always the same way.
 
-A first signal to the whole group (SIGINT makes perf write a valid file and the BPF tools print
+Every child runs in its own process group. Stopping it: a first signal to the whole group (SIGINT makes perf write a valid file and the BPF tools print
 their summary; SIGTERM for servers), a grace period, then SIGKILL to the group even when its
 leader has already gone (a leftover `sleep` or worker may still be in it), and the leader reaped.
 """
@@ -28,6 +28,43 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in (b"Z", b"X")
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (of any of its threads), from /proc/PID/task/*/children."""
+    found: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue  # the thread or the process ended meanwhile
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children...), sorted."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return sorted(found)
+
+
+def kill_group(proc: subprocess.Popen, wait_s: float = 10.0) -> None:
+    """SIGKILL the group led by `proc` now (no grace: its output is not wanted) and reap `proc`."""
+    signal_group(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def stop_group(proc: subprocess.Popen, first: int = signal.SIGINT, grace_s: float = 1.0) -> bool:

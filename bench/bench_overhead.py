@@ -74,7 +74,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from advisor.collect import perf as perf_mod  # noqa: E402
-from advisor.lab.testbed import Testbed, children_of, netns_argv, parse_wrk, stop_process_group  # noqa: E402
+from advisor.lab.testbed import Testbed, netns_argv, parse_wrk, stop_process_group  # noqa: E402
+from advisor.proc import children  # noqa: E402
 
 PERF_LEAD_S = 0.5
 PERF_TAIL_S = 1.0
@@ -129,7 +130,7 @@ def tree_cpu_seconds(root: int) -> dict[int, float]:
         if used is None:
             continue
         found[pid] = used
-        todo += children_of(pid)
+        todo += children(pid)
     return found
 
 
@@ -169,7 +170,7 @@ def perf_started(root: int, timeout_s: float = 30.0) -> bool:
                         return True
             except OSError:
                 pass
-            todo += children_of(pid)
+            todo += children(pid)
         time.sleep(0.05)
     return False
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from advisor.proc import kill_group  # noqa: E402  (one way to stop a child's process group)
 CORPUS = REPO.parent / "shared" / "corpus"
 EXAMPLE = CORPUS / "flamegraph" / "inputs" / "example-perf-stacks.txt.gz"
 PYTHON = sys.executable
@@ -69,19 +70,6 @@ def _wait4(proc: subprocess.Popen, timeout: float):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{proc.args[:3]} did not finish within {timeout:.0f} s")
         time.sleep(0.005)
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """Kill the child's whole process group (perf may have helpers) if it is still there."""
-    if proc.returncode is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:

@@ -81,29 +81,35 @@ def _scoped_meta(**target):
     return {"target": {"scoped": True, **target}}
 
 
+#: What perf recorded of the target alone: no idle samples, all on CPU 0.
+TARGET_ONLY = Profile(table([("nginx", 0, SERVE, 50)]))
+
+
 def test_a_recording_of_every_cpu_has_no_scoped_bottleneck():
-    assert est.scoped_bottleneck({"target": {"comm": "nginx", "scoped": False}}, None) is None
-    assert est.scoped_bottleneck({}, {"cpu_time_pct": {"idle": [0.0]}}) is None
+    assert est.scoped_bottleneck({"target": {"comm": "nginx", "scoped": False}}, None, TARGET_ONLY) is None
+    assert est.scoped_bottleneck({}, {"cpu_time_pct": {"idle": [0.0]}}, TARGET_ONLY) is None
 
 
 def test_scoped_bottleneck_takes_utilisation_from_proc_stat_and_scales_by_the_targets_cpu_time():
     counters = {"cpu_time_pct": {"idle": [2.0, 1.0], "iowait": [0.0, 0.0], "steal": [1.0, 0.0]},
                 "sched": {"target_cpus_used": 0.97}}
-    bn = est.scoped_bottleneck(_scoped_meta(cgroup="system.slice/nginx.service"), counters)
+    bn = est.scoped_bottleneck(_scoped_meta(cgroup="system.slice/nginx.service"), counters, TARGET_ONLY)
     assert bn.kind == "all-saturated" and bn.basis == "throughput"
     assert bn.scale == pytest.approx(0.97 / 1.96, abs=1e-3)
     assert "cgroup system.slice/nginx.service" in bn.note and "cpu0 97%" in bn.note
     half_idle = {"cpu_time_pct": {"idle": [5.0, 90.0]}, "sched": {"target_cpus_used": 0.5}}
-    bn = est.scoped_bottleneck(_scoped_meta(pid=42), half_idle)
+    bn = est.scoped_bottleneck(_scoped_meta(pid=42), half_idle, TARGET_ONLY)
     assert bn.kind == "some-saturated" and bn.cpus == [0] and bn.scale == pytest.approx(0.5 / 1.05, abs=1e-3)
+    assert bn.from_proc_stat and [(c.cpu, c.samples, c.saturated) for c in bn.utilisation] == \
+        [(0, 50, True), (1, 0, False)]  # samples per CPU from the profile, busy from /proc/stat
     quiet = {"cpu_time_pct": {"idle": [70.0, 80.0]}, "sched": {"target_cpus_used": 0.5}}
-    assert est.scoped_bottleneck(_scoped_meta(pid=42), quiet).basis == "cpu_time"
+    assert est.scoped_bottleneck(_scoped_meta(pid=42), quiet, TARGET_ONLY).basis == "cpu_time"
 
 
 def test_scoped_bottleneck_without_counters_says_it_assumes_the_target_is_all_the_busy_time():
-    bn = est.scoped_bottleneck(_scoped_meta(pid=7), None)
+    bn = est.scoped_bottleneck(_scoped_meta(pid=7), None, TARGET_ONLY)
     assert bn.kind == "unknown" and bn.scale == 1.0 and "not counted" in bn.note
-    bn = est.scoped_bottleneck(_scoped_meta(pid=7), {"cpu_time_pct": {"idle": [0.0, 0.0]}})
+    bn = est.scoped_bottleneck(_scoped_meta(pid=7), {"cpu_time_pct": {"idle": [0.0, 0.0]}}, TARGET_ONLY)
     assert bn.scale == 1.0 and "not counted" in bn.note
 
 

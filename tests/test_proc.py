@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from advisor.proc import alive, signal_group, stop_group
+from advisor.proc import alive, children, descendants, signal_group, stop_group
 
 STUBBORN = "import signal, subprocess, time\n" \
            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n" \
@@ -63,3 +63,18 @@ def test_signalling_a_group_that_is_gone_is_no_error():
     proc.wait(timeout=10)
     signal_group(proc.pid, signal.SIGKILL)
     assert not alive(proc.pid) and not alive(2 ** 22 + 7)
+
+
+def test_descendants_follow_grandchildren():
+    """sh -> sh -> sleep, and a sleep directly under the first: all three found, nothing else."""
+    proc = subprocess.Popen(["sh", "-c", "sh -c 'sleep 30' & sleep 30 & wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while len(descendants(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        found = descendants(proc.pid)
+        assert len(found) == 3 and found == sorted(found)
+        assert set(children(proc.pid)) < set(found)  # the grandchild is not a direct child
+    finally:
+        stop_group(proc, signal.SIGKILL, grace_s=0.1)
+    assert children(proc.pid) == [] and descendants(2 ** 22 + 7) == []

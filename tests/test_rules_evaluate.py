@@ -16,8 +16,8 @@ SYS = "_start;main;ngx_worker_process_cycle;__libc_recv;entry_SYSCALL_64;do_sysc
 WRITE = "_start;main;ngx_worker_process_cycle;__libc_write;entry_SYSCALL_64;do_syscall_64;ksys_write;vfs_write"
 
 
-def run(entries, system=None, counters=None):
-    ev = Evidence(Profile(table(entries)), system, counters, {}, "synthetic",
+def run(entries, system=None, counters=None, meta=None):
+    ev = Evidence(Profile(table(entries)), system, counters, meta or {}, "synthetic",
                   {} if system is not None else {"system": "no system.json (test)"})
     result = analyze_evidence(ev)
     by_rule = {r["rule"]: r for r in result.data["recommendations"]}
@@ -166,6 +166,16 @@ def test_app_all_cores_on_a_single_saturated_cpu():
     assert rec["rank"] == 1
     # spare capacity 0.95 CPU over 1 saturated CPU, removable 0.8 -> +76%
     assert rec["estimated_gain_pct"] == pytest.approx(76, abs=0.5)
+
+
+def test_app_all_cores_on_a_recording_of_the_target_alone_reads_idle_cpus_from_proc_stat():
+    """perf -p/-G sees no idle samples; /proc/stat says CPU 1 was 95% idle: the same +76%."""
+    counters = {"cpu_time_pct": {"idle": [0.0, 95.0]}, "sched": {"target_cpus_used": 1.05}}
+    result, recs, _, _ = run([("server", 0, SERVE, 100), ("server", 1, SERVE, 5)], counters=counters,
+                             meta={"target": {"pid": 1, "scoped": True}})
+    assert recs["app-all-cores"]["estimated_gain_pct"] == pytest.approx(76, abs=0.5)
+    cpus = result.data["profile"]["cpus"]
+    assert [(c["busy_pct"], c["samples"], c["saturated"]) for c in cpus] == [(100.0, 100, True), (5.0, 5, False)]
 
 
 def test_not_cpu_bound_is_said_and_reported_as_cpu_time():

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from advisor.lab.pathologies import Netfilter
+from advisor.proc import descendants as proc_descendants
 from advisor.lab.testbed import Testbed
 from advisor.run import run
 from tests.test_collect_perf import burner, burner_exe  # noqa: F401 (fixtures)
@@ -39,23 +40,7 @@ def advise(*args: str, env: dict | None = None, timeout: float = 90) -> subproce
 
 def descendants(pid: int) -> dict[int, str]:
     """{pid: command line} of every process below `pid`."""
-    found, todo = {}, [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{tid}/children") as handle:
-                    kids = [int(k) for k in handle.read().split()]
-            except OSError:
-                continue
-            for kid in kids:
-                found[kid] = cmdline(kid) or ""
-                todo.append(kid)
-    return found
+    return {kid: cmdline(kid) or "" for kid in proc_descendants(pid)}
 
 
 def cmdline(pid: int) -> str | None:
@@ -132,7 +117,7 @@ def test_a_cgroup_is_sampled_alone_and_its_estimates_scaled_to_its_part_of_the_c
     args = meta["perf"]["record_args"]
     assert args[args.index("-G") + 1] == name and "-a" in args
     bottleneck = result.data["profile"]["bottleneck"]
-    assert f"cgroup {name}" in bottleneck["note"] and "busy from /proc/stat" in bottleneck["note"]
+    assert f"cgroup {name}" in bottleneck["note"] and "utilisation from /proc/stat" in bottleneck["note"]
     counters = json.loads((tmp_path / "b" / "counters.json").read_text())
     used = counters["sched"]["target_cpus_used"]  # schedstat: one single-threaded burner
     pct = counters["cpu_time_pct"]

@@ -36,7 +36,7 @@ from typing import Callable, Iterator
 
 from ..errors import AdvisorError, EnvironmentProblem, UsageError
 from ..model import StackTable
-from ..proc import alive, signal_group, stop_group
+from ..proc import alive, children, signal_group, stop_group
 from . import perf as perf_mod
 from . import targets
 
@@ -63,19 +63,8 @@ class Recording:
 # ---------------------------------------------------------------- children
 
 def own_children() -> set[int]:
-    """Direct children of this process (any of its threads), from /proc."""
-    found: set[int] = set()
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return found
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as handle:
-                found.update(int(pid) for pid in handle.read().split())
-        except OSError:
-            continue
-    return found
+    """Direct children of this process (any of its threads)."""
+    return set(children(os.getpid()))
 
 
 def stop_groups(pids: set[int], grace_s: float = 1.0) -> None:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..proc import descendants
 
 MOUNTINFO = "/proc/self/mountinfo"
 
@@ -46,37 +47,6 @@ class Target:
             extra = len(self.pids) - 1
             return f"process {self.pid}" + (f" and {extra} descendants" if extra > 0 else "")
         return "all CPUs"
-
-
-# ---------------------------------------------------------------- process trees
-
-def parent_map(proc: str = "/proc") -> dict[int, int]:
-    """pid -> parent pid of every process (field 4 of /proc/PID/stat; comm may hold spaces)."""
-    parents = {}
-    for name in os.listdir(proc):
-        if name.isdigit():
-            try:
-                with open(f"{proc}/{name}/stat", encoding="utf-8", errors="replace") as handle:
-                    text = handle.read()
-                parents[int(name)] = int(text[text.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile
-    return parents
-
-
-def with_descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
-    """`pid` and every process below it, sorted."""
-    parents = parent_map() if parents is None else parents
-    children: dict[int, list[int]] = {}
-    for child, parent in parents.items():
-        children.setdefault(parent, []).append(child)
-    found, todo = {pid}, [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return sorted(found)
 
 
 # ---------------------------------------------------------------- cgroups
@@ -180,7 +150,7 @@ def resolve(comm: str | None = None, pid: int | None = None, cgroup: str | None 
     if pid is not None:
         if not os.path.exists(f"/proc/{pid}"):
             raise UsageError(f"--pid {pid}: no such process")
-        target.pids = with_descendants(pid)
+        target.pids = [pid, *descendants(pid)]
     elif cgroup is not None:
         target.cgroup, directory = resolve_cgroup(cgroup)
         target.pids = cgroup_pids(directory)

@@ -8,9 +8,9 @@ which is what it reported. The share that matters is the share on the saturated 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..profile import SATURATED_PCT, SPARE_PCT, Profile
+from ..profile import SATURATED_PCT, SPARE_PCT, CpuStat, Profile
 
 #: The estimate never claims more than removing this fraction of the bottleneck.
 MAX_REMOVED = 0.95
@@ -26,32 +26,40 @@ class Bottleneck:
     note: str
     basis: str  # 'throughput' when some CPU is saturated, else 'cpu_time'
     scale: float = 1.0  # the sampled part of the busy time (< 1 when perf sampled only the target)
-    cpu_busy: list[float] | None = None  # per-CPU busy % from /proc/stat, when the samples cannot say
+    utilisation: list[CpuStat] = field(default_factory=list)  # per CPU, what the kind was decided on
+    from_proc_stat: bool = False  # utilisation read from /proc/stat (the samples show only the target)
+
+
+def classify(utilisation: list[CpuStat], note: str = "", scale: float = 1.0,
+             from_proc_stat: bool = False) -> Bottleneck:
+    """Which CPUs limit throughput: the saturated ones, if any. `note` says where the figures
+    come from; the kind and the CPUs are decided here, for every source alike."""
+    listing = ", ".join(f"cpu{c.cpu} {c.busy_pct:.0f}%" for c in utilisation)
+    extra = dict(scale=scale, utilisation=list(utilisation), from_proc_stat=from_proc_stat)
+    lead = f"{note}; " if note else ""
+    sat = [c.cpu for c in utilisation if c.saturated]
+    if len(sat) == len(utilisation):
+        return Bottleneck("all-saturated", None, f"{lead}all CPUs saturated ({listing})", "throughput", **extra)
+    if sat:
+        text = (f"{lead}CPUs {_cpulist(sat)} saturated while others have spare time ({listing}): "
+                f"estimates use the saturated CPUs only")
+        if not any(c.busy_pct < SPARE_PCT for c in utilisation):
+            text += "; the rest are busy too, so the gain may be shared"
+        return Bottleneck("some-saturated", sat, text, "throughput", **extra)
+    return Bottleneck("not-cpu-bound", None,
+                      f"{lead}no CPU is saturated (busiest {max(c.busy_pct for c in utilisation):.0f}%, "
+                      f"threshold {SATURATED_PCT:.0f}%): figures are CPU time saved (capacity), not current "
+                      f"throughput ({listing})", "cpu_time", **extra)
 
 
 def find_bottleneck(profile: Profile) -> Bottleneck:
-    """Which CPUs limit throughput: the saturated ones, if any."""
+    """The bottleneck as the samples show it (every CPU was sampled, idle time included)."""
     cpus = profile.cpu_stats()
     if not cpus:
         return Bottleneck("unknown", None,
                           "samples carry no CPU number: shares are over all busy samples and the box "
                           "is assumed CPU-bound", "throughput")
-    sat = [c for c in cpus if c.saturated]
-    spare = [c for c in cpus if c.busy_pct < SPARE_PCT]
-    listing = ", ".join(f"cpu{c.cpu} {c.busy_pct:.0f}%" for c in cpus)
-    if len(sat) == len(cpus):
-        return Bottleneck("all-saturated", None, f"all CPUs saturated ({listing})", "throughput")
-    if len(sat):
-        ids = [c.cpu for c in sat]
-        note = (f"CPUs {_cpulist(ids)} saturated while others have spare time ({listing}): "
-                f"estimates use the saturated CPUs only")
-        if not spare:
-            note += "; the rest are busy too, so the gain may be shared"
-        return Bottleneck("some-saturated", ids, note, "throughput")
-    return Bottleneck("not-cpu-bound", None,
-                      f"no CPU is saturated (busiest {max(c.busy_pct for c in cpus):.0f}%, threshold "
-                      f"{SATURATED_PCT:.0f}%): figures are CPU time saved (capacity), not current "
-                      f"throughput ({listing})", "cpu_time")
+    return classify(cpus)
 
 
 def _cpulist(ids: list[int]) -> str:
@@ -126,47 +134,49 @@ def rank_key(rec: dict) -> tuple:
 
 # ---------------------------------------------------------------- recordings of the target only
 
-def scoped_bottleneck(meta: dict, counters: dict | None) -> Bottleneck | None:
+def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bottleneck | None:
     """The bottleneck of a recording that sampled only the target (`--pid`, `--cgroup`); None for
     a recording of every CPU.
 
     Such a profile has no idle samples and none of the other processes, so per-CPU utilisation
-    comes from /proc/stat (counters `cpu_time_pct`), and `scale` is the target's part of the busy
-    time (schedstat `target_cpus_used` over the busy CPUs): removing a fraction x of the target's
-    time removes x·scale of the CPUs'. Time spent for the target outside its own threads
-    (softirqs charged to other tasks, ksoftirqd) is in neither figure.
+    comes from /proc/stat (counters `cpu_time_pct`: not idle, iowait or steal), and `scale` is the
+    target's part of the busy time (schedstat `target_cpus_used` over the busy CPUs): removing a
+    fraction x of the target's time removes x·scale of the CPUs'. Time spent for the target
+    outside its own threads (softirqs charged to other tasks, ksoftirqd) is in neither figure.
     """
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     if not target.get("scoped"):
         return None
     who = f"cgroup {target['cgroup']}" if target.get("cgroup") else f"process tree of {target.get('pid')}"
-    pct = (counters or {}).get("cpu_time_pct") if isinstance(counters, dict) else None
-    idle = pct.get("idle") if isinstance(pct, dict) else None
-    if not isinstance(idle, list) or not idle or not all(isinstance(v, (int, float)) for v in idle):
+    counters = counters if isinstance(counters, dict) else {}
+    pct = counters.get("cpu_time_pct") if isinstance(counters.get("cpu_time_pct"), dict) else {}
+    idle = _numbers(pct.get("idle"))
+    if not idle:
         return Bottleneck("unknown", None, f"perf sampled only the {who} and per-CPU utilisation was not "
                           "counted: shares are of the target's time, assumed to be the CPUs' busy time",
                           "throughput")
-    away = [sum(float(v[i]) for name in ("iowait", "steal")
-                if isinstance(v := pct.get(name), list) and i < len(v) and isinstance(v[i], (int, float)))
-            for i in range(len(idle))]
-    busy = [max(0.0, 100.0 - float(i) - a) for i, a in zip(idle, away)]
-    listing = ", ".join(f"cpu{c} {b:.0f}%" for c, b in enumerate(busy))
-    used = ((counters.get("sched") or {}).get("target_cpus_used")
-            if isinstance(counters.get("sched"), dict) else None)
+    away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
+    busy = [max(0.0, 100.0 - i - sum(a[c] for a in away)) for c, i in enumerate(idle)]
+    sampled = {c.cpu: c.samples for c in profile.cpu_stats()}
+    utilisation = [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in enumerate(busy)]
+    sched = counters.get("sched") if isinstance(counters.get("sched"), dict) else {}
+    used = sched.get("target_cpus_used")
     busy_cpus = sum(busy) / 100.0
-    scale, why = 1.0, "the target's CPU time was not counted: assumed to be all of the busy time"
+    scale, why = 1.0, "its CPU time was not counted: assumed to be all of the busy time"
     if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
         scale = min(1.0, max(0.001, float(used) / busy_cpus))
-        why = f"the target ran {used:.2f} CPUs' worth of the {busy_cpus:.2f} busy: estimates x{scale:.2f}"
-    sat = [c for c, b in enumerate(busy) if b >= SATURATED_PCT]
-    note = f"perf sampled only the {who} ({listing} busy from /proc/stat); {why}"
-    if len(sat) == len(busy):
-        return Bottleneck("all-saturated", None, note, "throughput", scale, busy)
-    if sat:
-        return Bottleneck("some-saturated", sat, note + "; CPUs " + _cpulist(sat) + " saturated",
-                          "throughput", scale, busy)
-    return Bottleneck("not-cpu-bound", None, note + "; no CPU is saturated: figures are CPU time saved",
-                      "cpu_time", scale, busy)
+        why = f"it ran {used:.2f} CPUs' worth of the {busy_cpus:.2f} busy: estimates x{scale:.2f}"
+    return classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
+                    scale, from_proc_stat=True)
+
+
+def _numbers(values, length: int | None = None) -> list[float]:
+    """A list of numbers from counters.json ([] when it is not one); padded with 0 to `length`."""
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in values):
+        values = []
+    values = [float(v) for v in values]
+    return values if length is None else (values + [0.0] * length)[:length]
 
 
 def scaled(est: Estimate, scale: float) -> Estimate:

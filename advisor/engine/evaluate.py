@@ -227,10 +227,7 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
 
 
 def _model_imbalance(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, counters: Verdict) -> Outcome:
-    if bn.scale < 1.0 or (ev.meta.get("target") or {}).get("scoped"):
-        raise _Skip("not_evaluated", "perf sampled only the target, so the samples cannot show idle CPUs "
-                    "next to busy ones (record every CPU: without --pid/--cgroup)")
-    cpus = ev.profile.cpu_stats()
+    cpus = bn.utilisation  # from the samples, or /proc/stat when only the target was sampled
     if not cpus:
         raise _Skip("not_evaluated", "samples carry no CPU number, so per-CPU balance is unknown")
     if bn.kind != "some-saturated":
@@ -308,7 +305,7 @@ def recommendation(out: Outcome, bottleneck: Bottleneck, ev: Evidence) -> dict:
 
 def evaluate(rules: list[Rule], ev: Evidence) -> tuple[Bottleneck, list[dict], list[dict], list[dict]]:
     """(bottleneck, ranked recommendations, clean, not evaluated)."""
-    bottleneck = scoped_bottleneck(ev.meta, ev.counters) or find_bottleneck(ev.profile)
+    bottleneck = scoped_bottleneck(ev.meta, ev.counters, ev.profile) or find_bottleneck(ev.profile)
     recs, clean, skipped = [], [], []
     for rule in rules:
         out = evaluate_rule(rule, ev, bottleneck)

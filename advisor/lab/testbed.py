@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from advisor.errors import EnvironmentProblem
-from advisor.proc import stop_group
+from advisor.proc import children, stop_group
 
 SERVER_ADDR = "10.201.0.1"
 CLIENT_ADDR = "10.201.0.2"
@@ -105,18 +105,6 @@ def enter_netns(netns: str) -> None:
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 3.0, sig: int = signal.SIGTERM) -> None:
     """Signal the group led by `proc` (servers take SIGTERM), then SIGKILL what is left."""
     stop_group(proc, sig, grace_s)
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc (cheap, no ps)."""
-    kids: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.extend(int(x) for x in f.read().split())
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return kids
 
 
 def listening(pid: int, addr: str, port: int) -> bool:
@@ -300,7 +288,7 @@ class Testbed:
         while time.monotonic() < deadline:
             if self.nginx.poll() is not None:
                 raise EnvironmentProblem(f"nginx exited with {self.nginx.returncode}: {self._nginx_log_tail()}")
-            if listening(self.nginx.pid, SERVER_ADDR, PORT) and len(children_of(self.nginx.pid)) >= self.workers:
+            if listening(self.nginx.pid, SERVER_ADDR, PORT) and len(children(self.nginx.pid)) >= self.workers:
                 return self.nginx.pid
             time.sleep(0.05)
         self.stop_server()
@@ -316,7 +304,7 @@ class Testbed:
         """nginx master first, then its workers."""
         if self.nginx is None or self.nginx.poll() is not None:
             return []
-        return [self.nginx.pid, *children_of(self.nginx.pid)]
+        return [self.nginx.pid, *children(self.nginx.pid)]
 
     def _nginx_log_tail(self) -> str:
         for name in ("error.log", "nginx.stderr"):

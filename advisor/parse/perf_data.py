@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -25,6 +24,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import AdvisorError, EnvironmentProblem, InputError
 from ..model import StackTable
+from ..proc import kill_group
 from . import perf_script
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -104,7 +104,7 @@ def started_early(path: str | os.PathLike, inline: bool = True) -> Iterator[None
     finally:
         left = _EARLY.pop(key, None) if key is not None else None
         if left is not None:
-            _kill(left[0])
+            kill_group(left[0])
             left[0].stdout.close()
             left[1].close()
 
@@ -120,7 +120,7 @@ def perf_script_output(path: Path, *, inline: bool = True,
 
         def on_timeout() -> None:
             timed_out.set()
-            _kill(proc)
+            kill_group(proc)
 
         timer = threading.Timer(timeout, on_timeout)
         timer.daemon = True
@@ -130,7 +130,7 @@ def perf_script_output(path: Path, *, inline: bool = True,
                 yield proc.stdout
             except InputError as exc:
                 # Parsing failed: a timeout or perf's own complaint, if any, says more.
-                _kill(proc)
+                kill_group(proc)
                 if timed_out.is_set():
                     raise InputError(f"perf script did not finish within {timeout:.0f} s",
                                      str(path)) from exc
@@ -143,7 +143,7 @@ def perf_script_output(path: Path, *, inline: bool = True,
         finally:
             timer.cancel()
             if proc.poll() is None:
-                _kill(proc)
+                kill_group(proc)
             proc.stdout.close()
         if timed_out.is_set():
             raise InputError(f"perf script did not finish within {timeout:.0f} s", str(path))
@@ -158,18 +158,6 @@ def _widen_pipe(pipe: BinaryIO) -> None:
     try:
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     except (AttributeError, OSError):
-        pass
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill perf's whole process group (perf may start helpers such as addr2line)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
         pass
 
 
