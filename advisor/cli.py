@@ -204,6 +204,22 @@ def cmd_explain(args) -> int:
 OWN_COMMANDS = ("analyze", "rules", "explain")
 
 
+def add_sample_filters(p: argparse.ArgumentParser, where: str = "") -> None:
+    """--comm, --pid, --event: which samples count (`where`: e.g. ", on both sides")."""
+    p.add_argument("--comm", help=f"only samples of these command names (globs, comma-separated: nginx,wrk){where}")
+    p.add_argument("--pid", type=int, help=f"only samples of this process id{where}")
+    p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
+
+
+def add_report_options(p: argparse.ArgumentParser, formats: tuple[str, ...], written: str = "the report",
+                       gate: str = "a recommendation's estimated gain reaches PCT") -> None:
+    """--format, --output, --fail-on-gain, --rules: the same on every command that reports."""
+    p.add_argument("--format", choices=formats, default="terminal")
+    p.add_argument("--output", "-o", type=Path, help=f"write {written} here (atomically)")
+    p.add_argument("--fail-on-gain", type=float, metavar="PCT", help=f"exit 1 when {gate} (CI gate)")
+    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `advise` parser. Given the `command` about to run, and it is one of OWN_COMMANDS,
     the commands of other modules are left out: importing them (the lab's pathologies) only
@@ -214,16 +230,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse a recording and rank the remedies")
     p.add_argument("path", help="bundle directory, perf script text (.gz), folded stacks or perf.data")
-    p.add_argument("--comm", help="only samples of these command names (globs, comma-separated: nginx,wrk)")
-    p.add_argument("--pid", type=int, help="only samples of this process id")
-    p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
-    p.add_argument("--format", choices=FORMATS, default="terminal")
-    p.add_argument("--output", "-o", type=Path, help="write the report here (atomically)")
+    add_sample_filters(p)
+    add_report_options(p, FORMATS)
     p.add_argument("--export", choices=EXPORTS, help="write the profile as folded stacks or speedscope "
                    "JSON to --output instead of a report")
-    p.add_argument("--fail-on-gain", type=float, metavar="PCT",
-                   help="exit 1 when a recommendation's estimated gain reaches PCT (CI gate)")
-    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
     p.set_defaults(func=cmd_analyze)
 
     for name in () if command in OWN_COMMANDS else ("run", "diff", "lab"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from .cli import add_report_options, add_sample_filters
 
 FORMATS = ("terminal", "json", "markdown")
 
@@ -16,15 +16,9 @@ def register(sub) -> None:
     p = sub.add_parser("diff", help="compare two recordings (before/after a change)")
     p.add_argument("before", help="bundle directory or samples file recorded before the change")
     p.add_argument("after", help="bundle directory or samples file recorded after it")
-    p.add_argument("--comm", help="only samples of this command name (glob), on both sides")
-    p.add_argument("--pid", type=int, help="only samples of this process id, on both sides")
-    p.add_argument("--event", help="which event of multi-event recordings")
-    p.add_argument("--format", choices=FORMATS, default="terminal")
-    p.add_argument("--output", "-o", type=Path, help="write the comparison here (atomically)")
+    add_sample_filters(p, ", on both sides")
+    add_report_options(p, FORMATS, "the comparison", "a recommendation appears or grows in AFTER and reaches PCT")
     p.add_argument("--top", type=int, default=15, metavar="N", help="how many top movers to list (default 15)")
-    p.add_argument("--fail-on-gain", type=float, metavar="PCT",
-                   help="exit 1 when a recommendation appears or grows in AFTER and reaches PCT (CI gate)")
-    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
     p.set_defaults(func=cmd_diff)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli import FORMATS, gate, render_result
+from .cli import FORMATS, add_report_options, gate, render_result
 from .collect.perf import DEFAULT_FREQUENCY
 from .errors import UsageError
 from .run import DEFAULT_DURATION_S, run
@@ -46,11 +46,7 @@ def register(subparsers) -> None:
                         "--bpf the counters come from /proc only, at no measurable cost")
     p.add_argument("--save", type=Path, metavar="DIR", help="also write the recording bundle to DIR "
                    "(atomically), for `advise analyze DIR`")
-    p.add_argument("--format", choices=FORMATS, default="terminal")
-    p.add_argument("--output", "-o", type=Path, help="write the report here (atomically)")
-    p.add_argument("--fail-on-gain", type=float, metavar="PCT",
-                   help="exit 1 when a recommendation's estimated gain reaches PCT")
-    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
+    add_report_options(p, FORMATS)
     p.set_defaults(func=cmd_run)
 
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,10 +68,9 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
     kinds = ["repeated"] + ([] if args.no_growing else ["growing"])
-    directory = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     data = benchlib.example_bytes()
     results: dict = {}
-    try:
+    with benchlib.scratch_dir("bench-memory-", args.keep) as directory:
         base = benchlib.run_child(IMPORT_ONLY)
         print(f"baseline: python + import advisor.cli, advisor.analysis = {base.rss_mib:.0f} MiB "
               f"peak RSS")
@@ -101,11 +98,6 @@ def main() -> None:
             if rows > 0:
                 line += f" ({grow * 1024 * 1024 / rows:.0f} bytes per added row)"
             print(line)
-    finally:
-        if args.keep:
-            print(f"kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -76,6 +75,8 @@ sys.path.insert(0, str(REPO))
 from advisor.collect import perf as perf_mod  # noqa: E402
 from advisor.lab.testbed import Testbed, netns_argv, parse_wrk, stop_process_group  # noqa: E402
 from advisor.proc import children  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
 
 PERF_LEAD_S = 0.5
 PERF_TAIL_S = 1.0
@@ -309,14 +310,12 @@ def main() -> int:
         else:
             settings.append((mode, 0 if mode == "none" else args.run_frequency))
     summaries = []
-    workdir = tempfile.mkdtemp(prefix="bench-overhead-")
-    try:
+    with benchlib.scratch_dir("bench-overhead-") as scratch:
+        workdir = str(scratch)
         with Testbed(prefix="advbench") as tb:
             wrk(tb, 1, args.connections, args.threads)  # warm-up
             for mode, frequency in settings:
                 summaries.append(measure(tb, args, mode, frequency, workdir))
-    finally:
-        subprocess.run(["rm", "-rf", workdir], timeout=30)
     print()
     print("throughput B/A over the pairs (1.0: no cost), then nginx+wrk CPU per request B/A (1.0: no cost),")
     print("then the CPU of the collector's own processes in % of one CPU; [90 % bootstrap interval of the median]")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -32,7 +33,7 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 mode, path = sys.argv[1], sys.argv[2]
-from advisor.parse.perf_script import read  # imports pandas via advisor/__init__: not timed
+from advisor.parse.perf_script import read  # imports: not timed
 with open("/proc/self/statm") as f:
     rss_before_kib = int(f.read().split()[1]) * resource.getpagesize() / 1024
 t0 = time.perf_counter()
@@ -60,7 +61,7 @@ def run_child(mode: str, path: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def build_input(source: Path, megabytes: int, directory: str) -> tuple[Path, Path]:
+def build_input(source: Path, megabytes: int, directory: Path) -> tuple[Path, Path]:
     data = gzip.decompress(source.read_bytes()) if source.suffix == ".gz" else source.read_bytes()
     if not data.endswith(b"\n\n"):
         data = data.rstrip(b"\n") + b"\n\n"
@@ -80,8 +81,7 @@ def main() -> None:
     ap.add_argument("--input", type=Path, default=DEFAULT_INPUT)
     ap.add_argument("--keep", action="store_true", help="keep the temporary files")
     args = ap.parse_args()
-    directory = tempfile.mkdtemp(prefix="bench-parse-")
-    try:
+    with benchlib.scratch_dir("bench-parse-", args.keep) as directory:
         one, big = build_input(args.input, args.mb, directory)
         size = big.stat().st_size / 1e6
         print(f"input: {big} ({size:.0f} MB, {size / (one.stat().st_size / 1e6):.0f} copies "
@@ -105,11 +105,6 @@ def main() -> None:
         print(f"wc -l                : {size / wc:7.1f} MB/s")
         print("reference points (brief): stackcollapse-perf.pl ~16 MB/s, inferno ~180 MiB/s; "
               f"parser = {size / parse['seconds'] / 16:.1f}x perl")
-    finally:
-        if not args.keep:
-            for name in os.listdir(directory):
-                os.unlink(os.path.join(directory, name))
-            os.rmdir(directory)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -230,8 +228,7 @@ def main() -> None:
     print(f"baseline: {'stackcollapse-perf.pl at ' + str(perl) if perl else 'perf report --stdio'}"
           f" ({'found' if perl else 'stackcollapse-perf.pl not found on PATH or $FLAMEGRAPH_DIR'})")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    directory = Path(tempfile.mkdtemp(prefix="bench-speed-"))
-    try:
+    with benchlib.scratch_dir("bench-speed-", args.keep) as directory:
         if args.perf_data:
             perf_data = args.perf_data.resolve()
         else:
@@ -248,11 +245,6 @@ def main() -> None:
             bench_parse("real recording", text, perf_data, baseline, perl, args.reps)
         bench_end_to_end(perf_data, args.reps, directory / "cache")
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
-    finally:
-        if args.keep:
-            print(f"kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

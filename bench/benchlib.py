@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,19 @@ def _wait4(proc: subprocess.Popen, timeout: float):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{proc.args[:3]} did not finish within {timeout:.0f} s")
         time.sleep(0.005)
+
+
+@contextmanager
+def scratch_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A temporary directory for one bench run, removed at the end (also on an error) unless `keep`."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield directory
+    finally:
+        if keep:
+            print(f"kept {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:

@@ -27,6 +27,8 @@ from advisor.collect.core_tools import Children, ToolFailed
 from advisor.collect.counters import bpf_selection, collect_counters, rx_cpu_match
 from advisor.errors import InputError, UsageError
 
+from tests.workloads import CPU_FLIPPER, finish, start
+
 DATA = Path(__file__).parent / "data" / "core_tools"
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="BPF tools and perf -a need root")
 
@@ -51,29 +53,6 @@ while time.monotonic() < end:
     reads += 200
 print(reads, time.monotonic() - start, flush=True)
 """
-
-# Forces migrations: moves itself between CPU 0 and CPU 1 (and yields) as fast as it can.
-CPU_FLIPPER = r"""
-import os, sys, time
-end = time.monotonic() + float(sys.argv[1])
-print("ready", flush=True)
-flips = 0
-while time.monotonic() < end:
-    os.sched_setaffinity(0, {flips % 2}); os.sched_yield(); flips += 1
-print(flips, flush=True)
-"""
-
-
-def start(script: str, *args: str) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "ready"
-    return child
-
-
-def finish(child: subprocess.Popen) -> list[str]:
-    out, _ = child.communicate(timeout=15)
-    return out.split()
-
 
 def my_children() -> list[str]:
     """Processes whose parent is this test process (pgrep -P), i.e. anything we left behind."""

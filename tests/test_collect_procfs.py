@@ -9,14 +9,14 @@ ptrace it: these tests read only their own children's, which any user may.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from advisor.collect import procfs
 from advisor.errors import InputError
+
+from tests.workloads import CPU_FLIPPER, finish, start
 
 NCPU = os.cpu_count()
 
@@ -39,17 +39,6 @@ while time.monotonic() < end:
 print(calls, time.monotonic() - start, flush=True)
 """
 
-# Moves itself between CPU 0 and CPU 1 as fast as it can: each move is a migration.
-CPU_FLIPPER = r"""
-import os, sys, time
-end = time.monotonic() + float(sys.argv[1])
-print("ready", flush=True)
-start, flips = time.monotonic(), 0
-while time.monotonic() < end:
-    os.sched_setaffinity(0, {flips % 2}); os.sched_yield(); flips += 1
-print(flips, time.monotonic() - start, flush=True)
-"""
-
 # Burns CPU on the one CPU it is pinned to (argv[2]).
 PINNED_BURNER = r"""
 import os, sys, time
@@ -62,17 +51,6 @@ print("done", flush=True)
 """
 
 needs_two_cpus = pytest.mark.skipif((NCPU or 1) < 2, reason="needs two CPUs")
-
-
-def start(script: str, *args: str) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "ready"
-    return child
-
-
-def finish(child: subprocess.Popen) -> list[str]:
-    out, _ = child.communicate(timeout=15)
-    return out.split()
 
 
 def window(pids: list[int] | None, seconds: float = 1.0) -> tuple[dict, dict, dict, procfs.ProcfsWindow]:
