@@ -36,6 +36,11 @@ SATURATED_PCT = 80.0
 SPARE_PCT = 50.0
 
 
+def comm_family(comms):
+    """Process-name globs as a family: a comma list as --comm takes it ('nginx,wrk'), or globs."""
+    return family(comms.split(",") if isinstance(comms, str) else comms)
+
+
 def pick_event(events: dict[str, list[int]]) -> str:
     """The event to analyse: a time-based one when present, else the one with most samples."""
     for name in PREFERRED_EVENTS:
@@ -117,7 +122,7 @@ class Profile:
         self.source = table.source
         self.events = sorted(table.events)
         self.filters = {"comm": comm, "pid": pid}
-        comm_match = family(comm.split(",")) if comm else None  # 'nginx,wrk': several globs
+        comm_match = comm_family(comm) if comm else None
         stack_index: dict[tuple, int] = {}
         self.stacks: list[tuple[str, ...]] = []  # symbol tuples, root first
         self.stack_frames: list[tuple] = []  # Frame tuples, same order
@@ -297,7 +302,7 @@ class Profile:
         True
         """
         target, anc, excl = family(symbols), family(under), family(exclude_below)
-        only = family(comms) if comms else None
+        only = comm_family(comms) if comms else None
         hit = self._match_stacks(target, anc, excl, mode == "self")
         wanted = None if cpus is None else frozenset(cpus)
         busy_weight, busy_samples = self._busy_totals(cpus)

@@ -103,3 +103,16 @@ def test_event_choice_prefers_cpu_clock():
     p = Profile(t)
     assert p.event == "cpu-clock" and p.samples == 7
     assert Profile(t, event="sched:sched_switch").samples == 5
+
+
+def test_a_comma_list_of_programs_means_the_same_everywhere():
+    """--comm nginx,wrk selects both programs, and a rule limited to the target (comms=) counts
+    both too: the string is split in one place (comm_family), not read as one glob."""
+    from advisor.analysis import load
+    from advisor.paths import samples_dir
+
+    both = load(samples_dir() / "netfilter", comm="nginx,wrk").profile
+    nginx = both.share("nf_hook_slow", comms="nginx").samples
+    wrk = both.share("nf_hook_slow", comms="wrk").samples
+    assert nginx > 0 and wrk > 0
+    assert both.share("nf_hook_slow", comms="nginx,wrk").samples == nginx + wrk == both.share("nf_hook_slow").samples

@@ -178,6 +178,21 @@ def test_app_all_cores_on_a_recording_of_the_target_alone_reads_idle_cpus_from_p
     assert [(c["busy_pct"], c["samples"], c["saturated"]) for c in cpus] == [(100.0, 100, True), (5.0, 5, False)]
 
 
+def test_every_fraction_of_the_sampled_time_is_scaled_when_only_the_target_was_sampled():
+    """The target ran 1 of 2 busy CPUs: share-based figures halve their removed fraction, also
+    the entry-rate rule (PTI) when, without a syscall rate, it falls back to the kernel share."""
+    system = {"mitigations": {"meltdown": "Mitigation: PTI", "spectre_v2": "Mitigation: Retpolines"}}
+    entries = two_busy_cpus(PATHOLOGIES["netfilter"][0], 30)
+    _, whole, _, _ = run(entries, system=system)
+    counters = {"cpu_time_pct": {"idle": [0.0, 0.0]}, "sched": {"target_cpus_used": 1.0}}
+    _, target, _, _ = run(entries, system=system, counters=counters, meta={"target": {"pid": 1, "scoped": True}})
+    assert whole["mitigation-pti"]["model"] == "entry-rate"
+    for rule in ("netfilter", "mitigation-pti", "mitigation-spectre-v2"):
+        removed = 1 - 1 / (1 + whole[rule]["estimated_gain_pct"] / 100)
+        assert target[rule]["estimated_gain_pct"] == pytest.approx(gain_pct(removed / 2), abs=0.02), rule
+        assert any("scaled to the whole CPUs" in e for e in target[rule]["evidence"])
+
+
 def test_not_cpu_bound_is_said_and_reported_as_cpu_time():
     nf = PATHOLOGIES["netfilter"][0]
     entries = [("nginx", 0, nf, 10), ("nginx", 0, SERVE, 20), ("swapper/0", 0, IDLE, 70)]

@@ -29,6 +29,10 @@ class Bottleneck:
     utilisation: list[CpuStat] = field(default_factory=list)  # per CPU, what the kind was decided on
     from_proc_stat: bool = False  # utilisation read from /proc/stat (the samples show only the target)
 
+    def busy_cpus(self) -> float:
+        """CPUs' worth of busy time on the bottleneck CPUs (all of them when none is singled out)."""
+        return sum(c.busy_pct for c in self.utilisation if self.cpus is None or c.cpu in self.cpus) / 100.0
+
 
 def classify(utilisation: list[CpuStat], note: str = "", scale: float = 1.0,
              from_proc_stat: bool = False) -> Bottleneck:

@@ -76,7 +76,7 @@ def _gate(rule: Rule, requires: Verdict, state: Verdict, counters: Verdict) -> N
         raise _Skip("not_evaluated", f"needs counters: {counters.detail}")
 
 
-def _target(ev: Evidence) -> str | None:
+def target_program(ev: Evidence) -> str | None:
     """The program a code change would touch: the --comm filter, else the bundle's target."""
     target = ev.profile.filters.get("comm") or (ev.meta.get("target") or {}).get("comm")
     return target if isinstance(target, str) and target else None
@@ -119,7 +119,7 @@ def _share_evidence(rule: Rule, share, bottleneck: Bottleneck) -> list[str]:
 
 def _model_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, counters: Verdict) -> Outcome:
     _need_profile(rule, ev)
-    target = _target(ev) if rule.scope == "target" else None
+    target = target_program(ev) if rule.scope == "target" else None
     share = ev.profile.share(rule.symbols, rule.under, rule.exclude_below, rule.mode, bn.cpus,
                              comms=target)
     out = Outcome(rule, "recommend", evidence=_share_evidence(rule, share, bn),
@@ -143,9 +143,19 @@ def _model_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, count
         conf = "low" if conf != "high" else "medium"
         out.evidence.append("the samples show this cost although " + "; ".join(contradicted)
                             + " (state is read in one network namespace or process set; samples cover all)")
-    out.estimate = from_share(share.fraction, share.busy_samples, rule.removable,
-                              rule.removable_range, conf)
+    out.estimate = _of_whole_cpus(from_share(share.fraction, share.busy_samples, rule.removable,
+                                             rule.removable_range, conf), bn, out.evidence)
     return out
+
+
+def _of_whole_cpus(est: Estimate, bn: Bottleneck, evidence: list[str]) -> Estimate:
+    """A fraction of the sampled time, as a gain of the whole CPUs: scaled down (and said) when
+    perf sampled only the target, part of their busy time."""
+    if bn.scale >= 1.0:
+        return est
+    evidence.append(f"perf sampled only the target, {100 * bn.scale:.0f}% of the busy time: "
+                    "the estimate is scaled to the whole CPUs")
+    return scaled(est, bn.scale)
 
 
 def _direct_frames(rule: Rule, ev: Evidence, bn: Bottleneck):
@@ -185,7 +195,7 @@ def _model_kind_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict,
     # The central figure is the conservative end: a diffuse cost is a model, not a measurement,
     # and must not outrank measured findings on a guess. The range shows how large it may be.
     removed = (floor, max(floor, k * lo_f), max(floor, k * hi_f))
-    est = from_removed(removed, removed[1], "low", rule.model)
+    est = _of_whole_cpus(from_removed(removed, removed[1], "low", rule.model), bn, evidence)
     return Outcome(rule, "recommend", estimate=est, evidence=evidence,
                    matched=_matched_list(direct) if direct is not None else [])
 
@@ -213,8 +223,11 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
     _need_profile(rule, ev)
     if state.holds is None:
         raise _Skip("not_evaluated", f"mitigation state unknown: {state.detail}")
-    ncpu = len(bn.cpus) if bn.cpus else (ev.cpu_count or 1)
-    busy_ns = ev.profile.busy_pct / 100.0 * ncpu * 1e9
+    if bn.from_proc_stat:  # the samples hold only the target: the CPUs' busy time is /proc/stat's
+        busy_ns = bn.busy_cpus() * 1e9
+    else:
+        ncpu = len(bn.cpus) if bn.cpus else (ev.cpu_count or 1)
+        busy_ns = ev.profile.busy_pct / 100.0 * ncpu * 1e9
     if busy_ns <= 0:
         raise _Skip("not_evaluated", "no busy time recorded")
     lo_c, hi_c = rule.cost_ns_per_entry
@@ -255,10 +268,6 @@ _MODELS = {"share": _model_share, "kernel-share": _model_kind_share, "user-share
            "entry-rate": _model_entry_rate, "imbalance": _model_imbalance}
 
 
-#: Models whose figure is a fraction of the sampled time (scaled when only the target was sampled).
-SHARE_MODELS = ("share", "kernel-share", "user-share")
-
-
 def evaluate_rule(rule: Rule, ev: Evidence, bottleneck: Bottleneck) -> Outcome:
     requires, state, counters = _verdicts(rule, ev)
     try:
@@ -266,10 +275,6 @@ def evaluate_rule(rule: Rule, ev: Evidence, bottleneck: Bottleneck) -> Outcome:
         out = _MODELS[rule.model](rule, ev, bottleneck, state, counters)
     except _Skip as skip:
         return Outcome(rule, skip.status, skip.reason, skip.share_pct)
-    if bottleneck.scale < 1.0 and rule.model in SHARE_MODELS:
-        out.estimate = scaled(out.estimate, bottleneck.scale)
-        out.evidence.append(f"perf sampled only the target, {100 * bottleneck.scale:.0f}% of the busy time: "
-                            "the estimate is scaled to the whole CPUs")
     if rule.requires and requires.holds is None:
         out.evidence.append(f"preconditions not confirmed: {requires.detail}")
         if out.estimate.confidence != "low":

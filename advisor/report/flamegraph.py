@@ -18,7 +18,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.match import SymbolFamily, family, match_stack
+from ..engine.evaluate import target_program
+from ..engine.match import SymbolFamily, match_stack
+from ..profile import comm_family
 
 WIDTH = 1200
 FRAME_HEIGHT = 16
@@ -57,7 +59,7 @@ class Highlight:
     def from_rule(cls, rule, colour: str, label: str | None = None, cpus=None, comms=None) -> "Highlight":
         return cls(rule.id, rule.symbols, rule.under, rule.exclude_below, rule.mode, colour,
                    label or rule.id, frozenset(cpus) if cpus is not None else None,
-                   family(comms) if comms else None)
+                   comm_family(comms) if comms else None)
 
 
 @dataclass
@@ -311,14 +313,14 @@ def for_result(result, width: int = WIDTH) -> FlameGraph:
     data = result.data
     cpus = data["profile"]["bottleneck"]["cpus"] or None
     colours = rule_colours(rec["rule"] for rec in data["recommendations"])
-    target = data["profile"]["filters"].get("comm") or (result.evidence.meta.get("target") or {}).get("comm")
+    target = target_program(result.evidence)
     highlights = []
     for rec in data["recommendations"]:
         rule = result.rules.get(rec["rule"])
         if rule is None or not rule.symbols:
             continue
         label = f"{rule.id} +{rec['estimated_gain_pct']:.1f}%"
-        comms = target if rule.scope == "target" and isinstance(target, str) and target else None
+        comms = target if rule.scope == "target" else None
         highlights.append(Highlight.from_rule(rule, colours[rule.id], label, cpus, comms))
     tree = build_tree(result.profile, highlights)
     return FlameGraph(tree, highlights, f"Busy samples of {data['source']}", width)
