@@ -10,7 +10,6 @@ from .errors import UsageError
 
 COLUMNS = ("scenario", "expected rule", "rule ranked first", "estimated gain (range)",
            "measured gain (spread)", "verdict")
-#: Lab analyses count only the server's and wrk's samples (see advisor.lab.verify.LAB_COMMS).
 
 
 def register(sub) -> None:

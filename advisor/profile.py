@@ -365,10 +365,6 @@ class Profile:
         acc = self._busy_sums_by(0)
         return {i: (float(acc[i][0]), acc[i][1]) for i in sorted(acc)}
 
-    def _stack_weights(self) -> dict[int, tuple[float, int]]:
-        """Busy (weight, samples) per stack index, in stack order."""
-        return self._weights_by_stack
-
     def top_symbols(self, n: int | None = 20, by: str = "self") -> list[SymbolStat]:
         """Symbols by self or inclusive share of busy time (percent), largest first; ties by name.
 
@@ -478,7 +474,7 @@ class Profile:
         import networkx as nx
 
         graph = nx.DiGraph()
-        for idx, (weight, _count) in self._stack_weights().items():
+        for idx, (weight, _count) in self._weights_by_stack.items():
             symbols = self.stacks[idx]
             if not symbols:
                 continue

@@ -64,6 +64,7 @@ import os
 import random
 import resource
 import statistics
+import signal
 import subprocess
 import sys
 import time
@@ -73,8 +74,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from advisor.collect import perf as perf_mod  # noqa: E402
-from advisor.lab.testbed import Testbed, netns_argv, parse_wrk, stop_process_group  # noqa: E402
-from advisor.proc import children  # noqa: E402
+from advisor.lab.testbed import Testbed, netns_argv, parse_wrk  # noqa: E402
+from advisor.proc import children, stop_group  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
@@ -198,7 +199,7 @@ def with_run(tb: Testbed, args, frequency: int, workdir: str,
         if advise.returncode != 0:
             raise SystemExit(f"advise run failed ({advise.returncode}): {err.strip()}")
     finally:
-        stop_process_group(advise, grace_s=5, sig=2)
+        stop_group(advise, signal.SIGINT, 5)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     advise_cpu = (usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime) - result[2]
     with open(report, encoding="utf-8") as handle:

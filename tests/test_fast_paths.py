@@ -77,17 +77,26 @@ def test_an_unreadable_cache_means_validating_again(tmp_path, monkeypatch):
     assert rules_module._VALIDATOR is not None
 
 
-def test_pure_accessors_give_the_dataframe_views_figures(netfilter):
-    cpus = netfilter.cpus()
-    assert [tuple(c) for c in netfilter.cpu_stats()] == list(zip(cpus["cpu"], cpus["samples"], cpus["busy_pct"],
-                                                                 cpus["saturated"]))
-    procs = netfilter.by_process()
-    assert sorted(netfilter.process_stats()) == sorted(zip(procs["comm"], procs["busy_pct"], procs["samples"]))
-    top = netfilter.top(None, by="inclusive")
-    assert [tuple(s) for s in netfilter.top_symbols(None, by="inclusive")] == list(top.itertuples(index=False))
+def test_pure_accessors_agree_with_pandas_over_the_rows(netfilter):
+    """cpu_stats, process_stats and top_symbols against independent pandas sums over `rows`."""
     rows = netfilter.rows
+    by_cpu = rows.groupby("cpu")
+    busy_by_cpu = rows[~rows["idle"]].groupby("cpu")["weight"].sum()
+    for c in netfilter.cpu_stats():
+        assert c.samples == by_cpu["count"].sum()[c.cpu]
+        assert c.busy_pct == pytest.approx(100 * busy_by_cpu[c.cpu] / by_cpu["weight"].sum()[c.cpu])
     busy = rows[~rows["idle"] & rows["selected"]]
     assert netfilter.busy_samples == busy["count"].sum() and netfilter.busy_weight == busy["weight"].sum()
+    per_comm = busy.groupby("comm")[["weight", "count"]].sum()
+    for p in netfilter.process_stats():
+        assert p.samples == per_comm.loc[p.comm, "count"]
+        assert p.busy_pct == pytest.approx(100 * per_comm.loc[p.comm, "weight"] / busy["weight"].sum())
+    inclusive: dict[str, float] = {}
+    for stack, weight in zip(busy["stack"], busy["weight"]):
+        for symbol in set(netfilter.stacks[stack]):
+            inclusive[symbol] = inclusive.get(symbol, 0.0) + weight
+    for t in netfilter.top_symbols(20, by="inclusive"):
+        assert t.inclusive_pct == pytest.approx(100 * inclusive[t.symbol] / busy["weight"].sum())
 
 
 def slow_share(profile, target, under, exclude_below, self_only, cpus=None):

@@ -225,3 +225,13 @@ def test_app_all_cores_needs_really_idle_cpus():
     entries = [("server", 0, SERVE, 100), ("swapper/1", 1, IDLE, 30), ("server", 1, SERVE, 70)]
     _, recs, clean, _ = run(entries)
     assert "app-all-cores" not in recs and "busy too" in clean["app-all-cores"]
+
+
+def test_values_the_system_state_lacks_are_named_for_the_user_to_fill_in():
+    _, recs, _, _ = run(two_busy_cpus(PATHOLOGIES["qdisc-lock"][0], 20))  # no system.json
+    rec = recs["qdisc-lock"]
+    assert any("<device>" in c for c in rec["commands"])  # unknown values stay visible
+    assert "commands to complete by hand: device, qdisc (not in the recorded system state)" in rec["evidence"]
+    system = {"net": {"devices": {"eth0": {"qdisc": "htb", "gro": True}}}}
+    _, recs, _, _ = run(two_busy_cpus(PATHOLOGIES["qdisc-lock"][0], 20), system=system)
+    assert not any("by hand" in e for e in recs["qdisc-lock"]["evidence"])

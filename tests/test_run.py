@@ -20,6 +20,7 @@ import pytest
 
 from advisor.lab.pathologies import Netfilter
 from advisor.proc import descendants as proc_descendants
+from advisor.proc import kill_group
 from advisor.lab.testbed import Testbed
 from advisor.run import run
 from tests.test_collect_perf import burner, burner_exe  # noqa: F401 (fixtures)
@@ -30,7 +31,6 @@ pytestmark = [pytest.mark.root,
 
 REPO = Path(__file__).resolve().parents[1]
 ADVISE = [sys.executable, "-m", "advisor.cli"]
-COLLECTOR_TOOLS = ("perf", "syscount", "softirqs", "hardirqs", "runqlat", "bpftrace", "sleep", "wrk")
 
 
 def advise(*args: str, env: dict | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -85,8 +85,7 @@ def test_a_pid_brings_its_children_into_perf_and_the_probes(burner_exe, tmp_path
         time.sleep(0.3)
         result = run(duration=2, frequency=199, pid=parent.pid, save=tmp_path / "b", progress=False)
     finally:
-        os.killpg(parent.pid, signal.SIGKILL)
-        parent.wait(timeout=10)
+        kill_group(parent)
     meta = json.loads((tmp_path / "b" / "meta.json").read_text())
     workers = [p for p in meta["target"]["pids"] if p != parent.pid]
     assert len(workers) == 2 and meta["target"]["scoped"] is True

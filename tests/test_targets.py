@@ -16,7 +16,7 @@ import pytest
 
 from advisor.collect import targets
 from advisor.errors import UsageError
-from advisor.proc import descendants
+from advisor.proc import descendants, kill_group
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="creating a cgroup needs root")
 
@@ -29,8 +29,7 @@ def tree():
     while time.monotonic() < deadline and len(descendants(proc.pid)) < 2:
         time.sleep(0.02)
     yield proc
-    os.killpg(proc.pid, 9)
-    proc.wait(timeout=10)
+    kill_group(proc)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import Iterable
 from advisor.collect import bpf as bpf_collect
 from advisor.collect import perf_stat, procfs
 from advisor.collect.core_tools import Children, ToolFailed
-from advisor.collect.targets import find_pids
+from advisor.collect.probes.processes import pids_by_comm
 from advisor.errors import InputError, UsageError
 
 # The NET_RX work must fall on the target's CPUs for this share (histogram overlap) to "match".
@@ -114,7 +114,7 @@ def collect_counters(duration_s: float, pids: list[int] | None = None, comm: str
     selection = bpf_selection(bpf)
     seconds = max(1, round(duration_s))
     ncpu = os.cpu_count() or 1
-    target_pids = sorted(set(pids or [])) or (find_pids(comm) if comm else [])
+    target_pids = sorted(set(pids or [])) or (pids_by_comm(comm) if comm else [])
     target_note = ""
     if comm and not pids and not target_pids:
         target_note = f"no process named {comm!r}: counted system-wide"
@@ -154,7 +154,6 @@ def collect_counters(duration_s: float, pids: list[int] | None = None, comm: str
                                      "detail": f"not needed for --bpf {','.join(sorted(selection))}"})
 
     if target_note:
-        counters["syscalls"]["scope"] = "system"
         status["target"] = {"status": "failed", "detail": target_note}
 
     net_rx = counters.get("softirqs", {}).get("NET_RX", {})

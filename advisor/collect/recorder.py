@@ -57,7 +57,6 @@ class Recording:
     system: dict
     counters: dict | None
     missing: dict = field(default_factory=dict)
-    saved: Path | None = None
 
 
 # ---------------------------------------------------------------- children
@@ -384,7 +383,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
             except OSError as exc:
                 raise EnvironmentProblem(f"--save {save}: cannot write the bundle: "
                                          f"{exc.strerror or exc}; nothing was saved") from None
-        return Recording(table, meta, system, counters, missing, save)
+        return Recording(table, meta, system, counters, missing)
 
 
 def _symbolise(perf_data: str, source: str, stage: Path | None, save: Path | None) -> StackTable:

@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..proc import descendants
+from .probes.processes import pids_by_comm
 
 MOUNTINFO = "/proc/self/mountinfo"
 
 
 @dataclass
 class Target:
-    comm: str | None = None
     pid: int | None = None
     cgroup: str | None = None  # path relative to the cgroup mount, as perf -G wants it
-    netns: str | None = None
     pids: list[int] = field(default_factory=list)
 
     @property
@@ -124,21 +123,6 @@ def netns_pids(name: str) -> list[int]:
     return sorted(found)
 
 
-def find_pids(comm: str) -> list[int]:
-    """Processes whose comm is exactly `comm` (the kernel keeps its first 15 bytes)."""
-    wanted = comm[:15]
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/comm", encoding="utf-8", errors="replace") as handle:
-                    if handle.read().rstrip("\n") == wanted:
-                        found.append(int(name))
-            except OSError:
-                continue
-    return sorted(found)
-
-
 def resolve(comm: str | None = None, pid: int | None = None, cgroup: str | None = None,
             netns: str | None = None) -> Target:
     """The target and its processes: --pid (with descendants), --cgroup, --comm, else --netns's."""
@@ -146,7 +130,7 @@ def resolve(comm: str | None = None, pid: int | None = None, cgroup: str | None 
         raise UsageError("--comm, --pid and --cgroup: give one target, not several")
     if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
         raise UsageError(f"--netns {netns}: no such network namespace (see `ip netns list`)")
-    target = Target(comm=comm, pid=pid, netns=netns)
+    target = Target(pid=pid)
     if pid is not None:
         if not os.path.exists(f"/proc/{pid}"):
             raise UsageError(f"--pid {pid}: no such process")
@@ -157,7 +141,7 @@ def resolve(comm: str | None = None, pid: int | None = None, cgroup: str | None 
         if not target.pids:
             raise UsageError(f"--cgroup {cgroup}: no process in it (nothing to sample)")
     elif comm:
-        target.pids = find_pids(comm)
+        target.pids = pids_by_comm(comm)
     elif netns:
         target.pids = netns_pids(netns)
     return target

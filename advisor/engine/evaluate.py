@@ -294,13 +294,17 @@ def recommendation(out: Outcome, bottleneck: Bottleneck, ev: Evidence) -> dict:
     rule, est = out.rule, out.estimate
     commands, missing = fill(rule.commands, rule, ev.system, ev.meta)
     rollback, missing_back = fill(rule.rollback, rule, ev.system, ev.meta)
+    evidence = list(out.evidence)
+    if missing | missing_back:
+        evidence.append("commands to complete by hand: " + ", ".join(sorted(missing | missing_back))
+                        + " (not in the recorded system state)")
     return {
         "rule": rule.id, "title": rule.title, "category": rule.category,
         "estimated_gain_pct": round(est.gain_pct, 2), "gain_low_pct": round(est.low_pct, 2),
         "gain_high_pct": round(est.high_pct, 2), "basis": bottleneck.basis,
         "confidence": est.confidence, "tier": tier(est.gain_pct),
         "share_pct": round(100.0 * est.share, 2), "removable": rule.removable, "model": est.model,
-        "evidence": out.evidence, "matched": out.matched,
+        "evidence": evidence, "matched": out.matched,
         "commands": commands, "rollback": rollback, "risk": rule.risk,
         "weakens_security": rule.weakens_security, "caveat": rule.caveat,
         "reference": {"section": rule.section, "reported_gain_pct": rule.reported_gain_pct,

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from advisor.errors import EnvironmentProblem
 from advisor.proc import children, stop_group
 
+SERVER_STOP_S = 3.0  # what nginx and our helpers get after SIGTERM before SIGKILL
+
 SERVER_ADDR = "10.201.0.1"
 CLIENT_ADDR = "10.201.0.2"
 PREFIX_LEN = 24
@@ -100,11 +102,6 @@ def enter_netns(netns: str) -> None:
             raise OSError(err, f"setns({netns}): {os.strerror(err)}")
     finally:
         os.close(fd)
-
-
-def stop_process_group(proc: subprocess.Popen, grace_s: float = 3.0, sig: int = signal.SIGTERM) -> None:
-    """Signal the group led by `proc` (servers take SIGTERM), then SIGKILL what is left."""
-    stop_group(proc, sig, grace_s)
 
 
 def listening(pid: int, addr: str, port: int) -> bool:
@@ -219,7 +216,7 @@ class Testbed:
         """Stop every process we started, delete our namespaces and the temp dir."""
         self.stop_server()
         while self.helpers:
-            stop_process_group(self.helpers.pop())
+            stop_group(self.helpers.pop(), signal.SIGTERM, SERVER_STOP_S)
         for ns in (self.server_ns, self.client_ns):
             self._delete_namespace(ns)
         self._namespaces_created.clear()
@@ -297,7 +294,7 @@ class Testbed:
     def stop_server(self) -> None:
         if self.nginx is not None:
             # SIGTERM is nginx's fast shutdown; the group kill catches any worker left over
-            stop_process_group(self.nginx)
+            stop_group(self.nginx, signal.SIGTERM, SERVER_STOP_S)
             self.nginx = None
 
     def server_pids(self) -> list[int]:
@@ -350,7 +347,7 @@ class Testbed:
         return proc
 
     def stop_helper(self, proc: subprocess.Popen) -> None:
-        stop_process_group(proc)
+        stop_group(proc, signal.SIGTERM, SERVER_STOP_S)
         if proc in self.helpers:
             self.helpers.remove(proc)
         for stream in (proc.stdout, proc.stderr):
