@@ -437,8 +437,7 @@ class Profile:
         """
         import pandas as pd
 
-        df = pd.DataFrame(self.top_symbols(None, by), columns=list(SymbolStat._fields))
-        return df if n is None else df.head(n)
+        return pd.DataFrame(self.top_symbols(n, by), columns=list(SymbolStat._fields))
 
     def process_stats(self) -> list[ProcessStat]:
         """Busy share per comm (percent), largest first (ties by name)."""
@@ -448,18 +447,10 @@ class Profile:
         return [ProcessStat(c, 100.0 * acc[c][0] / total, acc[c][1]) for c in order]
 
     def by_process(self):
-        """Busy share per comm (percent), largest first, a DataFrame.
-
-        Ties keep the order pandas gives them, as before `process_stats` existed.
-        """
+        """Busy share per comm (percent), largest first (ties by name), a DataFrame."""
         import pandas as pd
 
-        r = self.rows
-        b = r[(~r["idle"]) & r["selected"]]
-        total = b["weight"].sum() or 1.0
-        g = b.groupby("comm")[["weight", "count"]].sum().sort_values("weight", ascending=False)
-        return pd.DataFrame({"comm": g.index, "busy_pct": (100.0 * g["weight"] / total).values,
-                             "samples": g["count"].values})
+        return pd.DataFrame(self.process_stats(), columns=list(ProcessStat._fields))
 
     def call_graph(self):
         """networkx DiGraph caller -> callee, edges weighted by busy time (node attrs: self, total).

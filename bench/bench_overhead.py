@@ -74,7 +74,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from advisor.collect import perf as perf_mod  # noqa: E402
-from advisor.lab.testbed import Testbed, netns_argv, parse_wrk  # noqa: E402
+from advisor.lab.testbed import Testbed, netns_argv  # noqa: E402
+from advisor.parse.wrk import parse_wrk  # noqa: E402
 from advisor.proc import children, stop_group  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402

@@ -18,7 +18,8 @@ import pytest
 
 from advisor.errors import EnvironmentProblem
 from advisor.lab import testbed as testbed_module
-from advisor.lab.testbed import JSON_BODY, Testbed, parse_wrk, require_tools
+from advisor.lab.testbed import JSON_BODY, Testbed, require_tools
+from advisor.parse.wrk import parse_wrk
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]

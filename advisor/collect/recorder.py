@@ -168,7 +168,7 @@ class LoadCommand:
             load["stderr"] = err[-LOAD_OUTPUT_MAX:]
         how = "stopped at the end of the window" if self.stopped_by_us else f"exit status {code}"
         if self.tool == "wrk":
-            from ..lab.testbed import parse_wrk
+            from ..parse.wrk import parse_wrk
 
             try:
                 parsed = parse_wrk(out)

@@ -35,6 +35,8 @@ class SymbolFamily:
     def matches(self, symbol: str) -> bool:
         hit = self._cache.get(symbol)
         if hit is None:
+            if len(self._cache) >= _MAX_JUDGED:  # checked on a miss only: the hit path stays one lookup
+                self._cache.clear()
             hit = bool(self._regex is not None and self._regex.match(symbol))
             self._cache[symbol] = hit
         return hit
@@ -43,6 +45,8 @@ class SymbolFamily:
         """The symbols that match, in their order: `matches` for many symbols at once."""
         if self._regex is None:
             return []
+        if len(self._cache) >= _MAX_JUDGED:
+            self._cache.clear()
         cache, match = self._cache, self._regex.match
         out = []
         for symbol in symbols:
@@ -57,7 +61,7 @@ class SymbolFamily:
 #: Families handed out by family(), by their patterns (bounded: rules and filters are few).
 _FAMILIES: dict[tuple[str, ...], SymbolFamily] = {}
 _MAX_FAMILIES = 512
-#: A shared family forgets the symbols it has judged beyond this many (a long notebook session).
+#: A family forgets the symbols it has judged beyond this many (a long notebook session).
 _MAX_JUDGED = 200_000
 
 
@@ -72,8 +76,6 @@ def family(patterns: Iterable[str] | str | None) -> SymbolFamily:
         if len(_FAMILIES) >= _MAX_FAMILIES:
             _FAMILIES.clear()
         found = _FAMILIES[key] = SymbolFamily(key)
-    elif len(found._cache) > _MAX_JUDGED:
-        found._cache.clear()
     return found
 
 
