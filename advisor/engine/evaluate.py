@@ -77,9 +77,14 @@ def _gate(rule: Rule, requires: Verdict, state: Verdict, counters: Verdict) -> N
 
 
 def target_program(ev: Evidence) -> str | None:
-    """The program a code change would touch: the --comm filter, else the bundle's target."""
-    target = ev.profile.filters.get("comm") or (ev.meta.get("target") or {}).get("comm")
-    return target if isinstance(target, str) and target else None
+    """The program a code change would touch: the target the recording was made for (`advise run
+    --comm nginx`), else the --comm filter. The filter chooses which samples count (the lab keeps
+    nginx and wrk, the two programs that share the CPUs); it does not make wrk the server."""
+    recorded = ev.meta.get("target") if isinstance(ev.meta.get("target"), dict) else {}
+    for target in (recorded.get("comm"), ev.profile.filters.get("comm")):
+        if isinstance(target, str) and target:
+            return target
+    return None
 
 
 def _need_profile(rule: Rule, ev: Evidence, kernel: bool | None = None) -> None:
