@@ -235,3 +235,12 @@ def test_values_the_system_state_lacks_are_named_for_the_user_to_fill_in():
     system = {"net": {"devices": {"eth0": {"qdisc": "htb", "gro": True}}}}
     _, recs, _, _ = run(two_busy_cpus(PATHOLOGIES["qdisc-lock"][0], 20), system=system)
     assert not any("by hand" in e for e in recs["qdisc-lock"]["evidence"])
+
+
+def test_the_recorded_target_is_the_program_a_code_change_touches_not_every_filtered_one():
+    from advisor.engine.evaluate import target_program
+
+    profile = Profile(table([("nginx", 0, SERVE, 10), ("wrk", 1, SERVE, 10)]), comm="nginx,wrk")
+    assert target_program(Evidence(profile, meta={"target": {"comm": "nginx"}})) == "nginx"
+    assert target_program(Evidence(profile, meta={})) == "nginx,wrk"  # no recorded target: the filter
+    assert target_program(Evidence(Profile(table([("nginx", 0, SERVE, 1)])), meta={})) is None
