@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -30,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 def write_atomically(path: Path, text: str) -> None:
     """Write next to the target, then rename: a failure never leaves half a file."""
+    import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
+
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)

@@ -17,7 +17,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("lab", help="testbed: inject each pathology, compare estimated and measured gain")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                   help=f"default: all of {', '.join(PATHOLOGIES)}")
+                   help=f"default: every scenario of {', '.join(PATHOLOGIES)} that stays inside the "
+                        f"lab's namespaces (with --allow-global: all)")
     p.add_argument("--pairs", type=int, default=15, help="A/B pairs measured per scenario (default 15)")
     p.add_argument("--round-seconds", type=int, default=2, help="wrk seconds per arm (default 2)")
     p.add_argument("--collect-seconds", type=float, default=5.0, help="advise run window (default 5)")
@@ -26,9 +27,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--record", type=Path, metavar="DIR", help="save each scenario's bundle in DIR/<scenario>")
     p.add_argument("--allow-global", action="store_true",
-                   help="allow scenarios that change settings global to the machine (restored afterwards); "
-                        "none is built yet: audit cannot be restored (the kernel keeps audit_ever_enabled "
-                        "until reboot) and busy_read has nothing to poll on veth")
+                   help="also run the scenarios that change settings global to the machine (syscall-audit: "
+                        "the audit flag and rules, restored afterwards but for one never,task rule, since "
+                        "the kernel remembers until reboot that audit was on); they refuse a machine whose "
+                        "audit is in use")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario")
     p.add_argument("--prefix", default="advlab", help="network namespace name prefix (default advlab)")
     p.set_defaults(func=cmd_lab)
@@ -50,7 +52,8 @@ def cmd_lab(args) -> int:
     from .lab.pathologies import PATHOLOGIES
     from .lab.verify import LabSettings, run_lab
 
-    names = args.scenarios or list(PATHOLOGIES)
+    names = args.scenarios or [name for name, kind in PATHOLOGIES.items()
+                               if args.allow_global or not kind.global_setting]
     unknown = [n for n in names if n not in PATHOLOGIES]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r}: choose from {', '.join(PATHOLOGIES)}")

@@ -14,7 +14,8 @@ import os
 import sys
 
 from advisor.errors import EnvironmentProblem
-from advisor.lab import seccomp_filter
+from advisor.collect.probes.common import ProbeError
+from advisor.lab import audit_control, seccomp_filter
 from advisor.lab.testbed import Testbed, require_tools, run
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,6 +27,7 @@ class Pathology:
     name = "baseline"
     expected_rule: str | None = None
     description = "nothing injected: the clean testbed"
+    global_setting: str | None = None  # what it changes outside our namespaces (needs --allow-global)
 
     def __init__(self) -> None:
         self.changed: dict = {}
@@ -447,6 +449,82 @@ class CongestionControl(Pathology):
             for ns in self._namespaces(tb)}}
 
 
+# ---- syscall auditing (global: only with --allow-global) ------------------------------
+
+class SyscallAudit(Pathology):
+    """Audit on with a compliance-style rule set; nginx restarted, so its workers carry an audit
+    context (as do the wrk processes of each round). The remedy is the case study's
+    `auditctl -a never,task` (tasks started afterwards get no context), nginx restarted again.
+
+    Audit is global to the machine. The rule list and the enabled flag are restored, with one
+    exception: the never,task rule stays. Once audit has been enabled the kernel's
+    audit_ever_enabled stays set until reboot and every task started later would get an audit
+    context without that rule; with it, they get none, as before the lab. We refuse to touch a
+    machine whose audit is in use (an audit daemon, rules of its own, or a locked setting).
+    """
+
+    name = "syscall-audit"
+    expected_rule = "syscall-audit"
+    description = (f"audit enabled with {len(audit_control.COMPLIANCE_SYSCALLS)} compliance-style exit rules "
+                   f"(key {audit_control.KEY}) and nginx restarted; remedy: never,task and restart")
+    global_setting = "the kernel's audit settings (enabled flag, rule list)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._prior_enabled: int | None = None
+
+    def unavailable(self, tb: Testbed) -> str | None:
+        try:
+            status = audit_control.status()
+            foreign = [r for r in audit_control.rules() if r.key != audit_control.KEY]
+        except (EnvironmentProblem, ProbeError) as exc:
+            return f"audit netlink unusable ({exc}): kernel without CONFIG_AUDITSYSCALL?"
+        if status["pid"]:
+            return f"an audit daemon (pid {status['pid']}) manages audit here: the lab will not change its settings"
+        if status["enabled"] == 2:
+            return "audit settings are locked (enabled=2) until reboot"
+        if foreign:
+            return f"audit already holds {len(foreign)} rule(s) of this machine: the lab will not change them"
+        return None
+
+    def inject(self, tb: Testbed) -> dict:
+        if self._prior_enabled is None:
+            self._prior_enabled = audit_control.status()["enabled"]
+        ours = audit_control.rules()
+        never = audit_control.never_task()
+        if never in ours:
+            audit_control.delete_rule(never)
+        audit_control.set_enabled(1)
+        for rule in audit_control.compliance_rules():
+            if rule not in ours:
+                audit_control.add_rule(rule)
+        tb.start_server()  # new workers: created while audit is on, so each carries a context
+        self.changed = {"prior_enabled": self._prior_enabled, "enabled": 1,
+                        "rules_added": [list(r.syscalls) for r in audit_control.compliance_rules()],
+                        "key": audit_control.KEY}
+        return self.changed
+
+    def remove(self, tb: Testbed) -> None:
+        if self._prior_enabled is None:
+            return
+        ours = audit_control.rules()
+        for rule in audit_control.compliance_rules():
+            if rule in ours:
+                audit_control.delete_rule(rule)
+        never = audit_control.never_task()
+        if never not in ours:
+            audit_control.add_rule(never)
+        audit_control.set_enabled(self._prior_enabled)
+        tb.start_server()  # new workers, created under never,task: no audit context
+        self.changed = {"prior_enabled": self._prior_enabled, "left": "never,task rule (key "
+                        f"{audit_control.KEY}): the kernel keeps audit_ever_enabled until reboot"}
+
+    def state(self, tb: Testbed) -> dict:
+        status = audit_control.status()
+        return {"enabled": status["enabled"],
+                "rules": [r._asdict() for r in audit_control.rules()]}
+
+
 PATHOLOGIES = {
     "baseline": Pathology,
     "netfilter": Netfilter,
@@ -455,6 +533,7 @@ PATHOLOGIES = {
     "qdisc": Qdisc,
     "gro": Gro,
     "congestion-control": CongestionControl,
+    "syscall-audit": SyscallAudit,
 }
 
 

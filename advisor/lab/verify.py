@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..analysis import analyze_evidence
+from ..errors import EnvironmentProblem
 from ..evidence import Evidence
 from ..profile import Profile
 from . import pathologies
@@ -24,8 +25,6 @@ from .testbed import Testbed
 #: The processes whose CPU time limits the lab's throughput: the server and the load generator.
 LAB_COMMS = "nginx,wrk"
 
-#: Scenarios that touch settings global to the machine: only with allow_global.
-GLOBAL_SCENARIOS: dict[str, str] = {}
 
 
 @dataclass
@@ -202,9 +201,10 @@ def run_scenario(tb: Testbed, scenario: str, s: LabSettings) -> ScenarioResult:
 def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[ScenarioResult]:
     """Run the scenarios on one testbed (torn down at the end, also on error or Ctrl-C)."""
     for name in scenarios:
-        pathologies.make(name)  # unknown names fail before any work
-        if name in GLOBAL_SCENARIOS and not s.allow_global:
-            raise ValueError(f"scenario {name!r} changes {GLOBAL_SCENARIOS[name]}: needs --allow-global")
+        changes = pathologies.make(name).global_setting  # unknown names fail before any work
+        if changes and not s.allow_global:
+            raise EnvironmentProblem(f"scenario {name!r} changes {changes}, global to the machine: "
+                                     f"run it with --allow-global")
     if s.record:
         Path(s.record).mkdir(parents=True, exist_ok=True)
     results = []

@@ -4,7 +4,17 @@
     >>> table = read_samples("perf.script.gz")         # doctest: +SKIP
 """
 
-from .collapse import fold
-from .detect import read_samples
-
 __all__ = ["fold", "read_samples"]
+
+
+def __getattr__(name: str):
+    """Import on first use: `advise analyze perf.data` starts perf before it needs a parser."""
+    if name == "fold":
+        from .collapse import fold
+
+        return fold
+    if name == "read_samples":
+        from .detect import read_samples
+
+        return read_samples
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,6 @@ from typing import BinaryIO, Iterator
 from ..errors import AdvisorError, EnvironmentProblem, InputError
 from ..model import StackTable
 from ..proc import kill_group
-from . import perf_script
 
 DEFAULT_TIMEOUT_S = 900.0
 PIPE_BYTES = 1 << 20
@@ -37,6 +36,8 @@ def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs
     path = Path(path)
     table = table if table is not None else StackTable(str(path))
     with perf_script_output(path, inline=inline, timeout=timeout) as stdout:
+        from . import perf_script  # after perf has started: see started_early
+
         perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
     return table
 

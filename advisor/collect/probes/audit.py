@@ -7,6 +7,7 @@ kernel over NETLINK_AUDIT (AUDIT_GET, AUDIT_LIST_RULES), which only reads.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import struct
@@ -35,8 +36,10 @@ def parse_auditctl_rules(text: str) -> int:
     return sum(1 for line in text.splitlines() if line.startswith("-"))
 
 
-def netlink_messages(request_type: int, deadline_s: float = 1.0, limit: int = 100_000):
-    """Send one audit request; yield (type, payload) of the replies until DONE or the answer."""
+def netlink_messages(request_type: int, payload: bytes = b"", deadline_s: float = 1.0, limit: int = 100_000):
+    """Send one audit request; yield (type, payload) of the replies until DONE or the answer.
+
+    An error answer raises ProbeError; the acknowledgement of a change ends the replies."""
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
     except OSError as exc:
@@ -44,7 +47,7 @@ def netlink_messages(request_type: int, deadline_s: float = 1.0, limit: int = 10
     with sock:
         sock.settimeout(deadline_s)
         sock.bind((0, 0))
-        sock.send(HEADER.pack(HEADER.size, request_type, NLM_F_REQUEST | NLM_F_ACK, 1, 0))
+        sock.send(HEADER.pack(HEADER.size + len(payload), request_type, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + payload)
         end = time.monotonic() + deadline_s
         count = 0
         while time.monotonic() < end and count < limit:
@@ -55,18 +58,21 @@ def netlink_messages(request_type: int, deadline_s: float = 1.0, limit: int = 10
             offset = 0
             while offset + HEADER.size <= len(data):
                 length, kind, _, _, _ = HEADER.unpack_from(data, offset)
-                payload = data[offset + HEADER.size: offset + length]
+                body = data[offset + HEADER.size: offset + length]
                 offset += max((length + 3) & ~3, HEADER.size)
                 count += 1
                 if kind == NLMSG_ERROR:
-                    errno = -struct.unpack_from("=i", payload)[0]
+                    errno = -struct.unpack_from("=i", body)[0]
                     if errno:
-                        reason = "not root (CAP_AUDIT_CONTROL needed)" if errno == 1 else f"errno {errno}"
+                        reason = ("not root (CAP_AUDIT_CONTROL needed)" if errno == 1
+                                  else f"{os.strerror(errno)} (errno {errno})")
                         raise ProbeError(f"audit netlink: {reason}")
-                    continue  # the acknowledgement
+                    if request_type not in (AUDIT_GET, AUDIT_LIST_RULES):
+                        return  # the acknowledgement of a change: nothing else follows
+                    continue  # the acknowledgement of a query: the answer follows or came first
                 if kind == NLMSG_DONE:
                     return
-                yield kind, payload
+                yield kind, body
 
 
 def netlink_enabled() -> int:
