@@ -21,12 +21,13 @@ import sys
 import types
 
 from .errors import AdvisorError, EnvironmentProblem, InputError, UsageError  # noqa: E402
-from .model import Frame, StackKey, StackTable  # noqa: E402
 
 #: Imported when first used, so that `advise analyze` starts `perf script` sooner (the CLI
-#: imports what it needs itself): name -> submodule.
+#: imports what it needs itself; even `typing`, for the model's named tuples, costs ~5 ms):
+#: name -> submodule.
 _LAZY = {"Profile": ".profile", "Result": ".analysis", "analyze": ".analysis",
-         "analyze_evidence": ".analysis", "load": ".analysis"}
+         "analyze_evidence": ".analysis", "load": ".analysis",
+         "Frame": ".model", "StackKey": ".model", "StackTable": ".model"}
 
 
 def __getattr__(name: str):
