@@ -23,7 +23,7 @@ def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY
         pid: int | None = None, netns: str | None = None, during: str | None = None,
         cgroup: str | None = None,
         save: str | Path | None = None, progress: bool = True,
-        rules_dir: str | Path | None = None, bpf: bool | str = False) -> Result:
+        rules_dir: str | Path | None = None, bpf: bool | str = False, focus: str | None = None) -> Result:
     """Sample every CPU (or `pid`) for `duration` seconds with perf, read the kernel's counters,
     probe the system, and rank the remedies.
 
@@ -34,12 +34,14 @@ def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY
     command run for the window (its throughput goes in the report); save: also write the
     recording bundle to that directory; bpf: also run the BPF/tracepoint counters (True, or a
     comma list of syscalls, softirq-time, tracepoints, runqlat, or "all"), which cost real
-    throughput; by default the counters come from /proc only.
+    throughput; by default the counters come from /proc only. focus: a comma list of programs
+    whose samples the analysis reads (the lab's "nginx,wrk": shares of their busy time, not of
+    unrelated processes on a shared machine); by default every sample.
     """
     rules = load_rules(Path(rules_dir) if rules_dir else None)
     recording = record(duration, frequency, comm=comm, pid=pid, cgroup=cgroup, netns=netns, during=during, save=save,
                        rules=rules, progress=progress, bpf=bpf)
-    profile = Profile(recording.table)
+    profile = Profile(recording.table, comm=focus)
     evidence = Evidence(profile, recording.system, recording.counters, recording.meta,
                         recording.table.source, recording.missing)
     return analyze_evidence(evidence, rules)  # which copies meta["collectors"] into the report

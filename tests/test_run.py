@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import advisor
+
 from advisor.lab.pathologies import Netfilter
 from advisor.proc import descendants as proc_descendants
 from advisor.proc import kill_group
@@ -75,6 +77,15 @@ def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
     system = json.loads((tmp_path / "b" / "system.json").read_text())
     assert [p["pid"] for p in system["processes"]] == [burner.pid]
     assert isinstance(system["kernel_symbols"]["netfilter"], bool)
+
+
+def test_focus_limits_the_analysis_to_those_programs_not_the_recording(burner, tmp_path):
+    """focus (the lab's nginx,wrk): the ranking reads only those programs' samples; the saved
+    bundle keeps every sample, as recorded system-wide."""
+    result = run(duration=2, frequency=199, comm="burner", focus="burner", save=tmp_path / "b", progress=False)
+    assert {p.comm for p in result.profile.process_stats()} == {"burner"}
+    everything = {p.comm for p in advisor.analyze(tmp_path / "b").profile.process_stats()}
+    assert "burner" in everything and len(everything) > 1  # the idle task at least, system-wide
 
 
 def test_a_pid_brings_its_children_into_perf_and_the_probes(burner_exe, tmp_path):

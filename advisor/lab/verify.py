@@ -15,10 +15,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..analysis import analyze_evidence
 from ..errors import EnvironmentProblem
-from ..evidence import Evidence
-from ..profile import Profile
 from . import pathologies
 from .testbed import Testbed
 
@@ -137,19 +134,15 @@ def _collect(tb: Testbed, s: LabSettings, scenario: str):
 
     wrk = ["ip", "netns", "exec", tb.client_ns,
            *tb.wrk_argv(s.collect_seconds + 1, s.connections, s.threads)]
+    # The machine may be shared: shares are taken over the server's and the load generator's
+    # busy time (both saturate the same CPUs here), not over unrelated processes.
     kwargs = {"duration": s.collect_seconds, "comm": "nginx", "netns": tb.server_ns,
-              "during": shlex.join(wrk), "progress": False}
+              "during": shlex.join(wrk), "progress": False, "focus": LAB_COMMS}
     if s.frequency:
         kwargs["frequency"] = s.frequency
     if s.record:
         kwargs["save"] = Path(s.record) / scenario
-    result = run(**kwargs)
-    # The machine may be shared: shares are taken over the server's and the load generator's
-    # busy time (both saturate the same CPUs here), not over unrelated processes.
-    ev = result.evidence
-    focused = Evidence(Profile(ev.profile.table, comm=LAB_COMMS), ev.system, ev.counters, ev.meta,
-                       ev.source, ev.missing)
-    return analyze_evidence(focused, list(result.rules.values()))
+    return run(**kwargs)
 
 
 def _annotate_bundle(bundle: Path, scenario: str, res: ScenarioResult, pathology) -> None:
