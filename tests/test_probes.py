@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from advisor.collect import procfs
 from advisor.collect.probes import audit, build, kernel, netdev, netfilter, packet, processes
 from advisor.collect.probes.common import ProbeError, run
 from advisor.collect.probes.interrupts import parse_interrupts
@@ -142,6 +143,22 @@ def test_packet_socket_of_this_process_is_found_with_its_pid():
 
 
 # --- interrupts, devices, sysctls ----------------------------------------------------------
+
+def test_interrupt_counts_go_to_the_cpu_their_column_names(tmp_path):
+    """/proc/interrupts shows online CPUs only: with CPU1 offline the second column is CPU2's.
+    The state probe and the collector read the file with the same row reader."""
+    text = ("           CPU0       CPU2\n"
+            " 24:          5          7  IO-APIC   5-edge      acpi\n"
+            " 25:          1          2  PCI-MSI 49152-edge      virtio0-input.0, virtio0-output.0\n"
+            "LOC:         10         20   Local timer interrupts\n")
+    table = parse_interrupts(text)
+    assert table[24] == {"name": "acpi", "per_cpu": [5, 0, 7]}
+    assert table[25]["name"] == "virtio0-input.0, virtio0-output.0" and set(table) == {24, 25}
+    path = tmp_path / "interrupts"
+    path.write_text(text)
+    assert procfs.read_interrupts(str(path)) == {"24": ("acpi", 12), "25": ("virtio0-output.0", 3),
+                                            "LOC": ("LOC", 30)}
+
 
 def test_interrupt_table_and_device_irqs_match_proc():
     table = parse_interrupts(open("/proc/interrupts").read())

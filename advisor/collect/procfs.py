@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import time
 
+from advisor.collect.probes.common import ProbeError
+from advisor.collect.probes.interrupts import cpu_numbers, interrupt_rows
 from advisor.errors import InputError
 
 # What syscr/syscw count, checked on this kernel (6.18) with a loop of each call (io_uring from the
@@ -46,13 +48,10 @@ STAT_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
 # ---------------------------------------------------------------- system-wide files
 
 def _cpu_columns(header: str, path: str) -> list[int]:
-    """'CPU0 CPU1 CPU3' -> [0, 1, 3]: /proc/interrupts shows only online CPUs."""
-    columns = []
-    for word in header.split():
-        if not (word.startswith("CPU") and word[3:].isdigit()):
-            raise InputError(f"unexpected header word {word!r}", path, 1)
-        columns.append(int(word[3:]))
-    return columns
+    try:
+        return cpu_numbers(header)
+    except ProbeError as exc:
+        raise InputError(str(exc), path, 1) from None
 
 
 def _per_cpu(columns: list[int], values: list[int], ncpu: int) -> list[int]:
@@ -110,22 +109,19 @@ def read_interrupts(path: str = "/proc/interrupts") -> dict[str, tuple[str, int]
     prints it; the other lines keep their key (LOC, RES, CAL, TLB...). ERR and MIS have one count.
     """
     with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = handle.read().splitlines()
-    ncols = len(_cpu_columns(lines[0], path))
+        text = handle.read()
+    try:
+        _, parsed = interrupt_rows(text)
+    except ProbeError as exc:
+        raise InputError(str(exc), path, 1) from None
+    lines = text.splitlines()
     rows = {}
-    for number, line in enumerate(lines[1:], 2):
-        key, sep, rest = line.partition(":")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"unexpected row {line.strip()[:60]!r}", path, number)
-        words = rest.split()
-        counts = []
-        while words and len(counts) < ncols and words[0].isdigit():
-            counts.append(int(words.pop(0)))
+    for number, key, counts, words in parsed:
+        if not key:
+            raise InputError(f"unexpected row {lines[number - 1].strip()[:60]!r}", path, number)
         if not counts:
-            raise InputError(f"no count in {line.strip()[:60]!r}", path, number)
-        name = words[-1] if key.isdigit() and words else key
-        rows[key] = (name, sum(counts))
+            raise InputError(f"no count in {lines[number - 1].strip()[:60]!r}", path, number)
+        rows[key] = (words[-1] if key.isdigit() and words else key, sum(counts))
     return rows
 
 

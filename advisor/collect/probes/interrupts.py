@@ -7,22 +7,55 @@ import os
 from .common import ProbeError, read_text
 
 
-def parse_interrupts(text: str) -> dict[int, dict]:
-    """/proc/interrupts -> {irq: {"name": action names, "per_cpu": [counts]}} (numbered IRQs only)."""
+def cpu_numbers(header: str) -> list[int]:
+    """'CPU0 CPU1 CPU3' -> [0, 1, 3]: the header of /proc/interrupts and /proc/softirqs, which
+    show only online CPUs."""
+    cpus = []
+    for word in header.split():
+        if not (word.startswith("CPU") and word[3:].isdigit()):
+            raise ProbeError(f"unexpected header word {word!r}")
+        cpus.append(int(word[3:]))
+    return cpus
+
+
+def interrupt_rows(text: str):
+    """The one reader of /proc/interrupts: (CPU numbers, rows), each row (line number, key,
+    counts, words after the counts).
+
+    The header names the online CPUs ('CPU0 CPU1 CPU3'); a row has one count per column
+    (ERR and MIS have a single one). A malformed header raises ProbeError; a malformed row has
+    key '' or no counts, and its caller decides (the collector rejects the file naming the
+    line, the state probe skips it).
+    """
     lines = text.splitlines()
     if not lines:
-        return {}
-    cpu_columns = len(lines[0].split())
+        return [], []
+    cpus = cpu_numbers(lines[0])
+    rows = []
+    for number, line in enumerate(lines[1:], 2):
+        key, sep, rest = line.partition(":")
+        words = rest.split()
+        counts = []
+        while words and len(counts) < len(cpus) and words[0].isdigit():
+            counts.append(int(words.pop(0)))
+        rows.append((number, key.strip() if sep else "", counts, words))
+    return cpus, rows
+
+
+def parse_interrupts(text: str) -> dict[int, dict]:
+    """/proc/interrupts -> {irq: {"name": action names, "per_cpu": [counts by CPU number]}}
+    (numbered IRQs only; an offline CPU's column is absent from the file and counts 0 here)."""
+    cpus, rows = interrupt_rows(text)
     table = {}
-    for line in lines[1:]:
-        label, _, rest = line.partition(":")
-        if not label.strip().isdigit():
+    for _, key, counts, words in rows:
+        if not key.isdigit():
             continue
-        fields = rest.split()
-        counts = [int(f) for f in fields[:cpu_columns] if f.isdigit()]
-        description = fields[len(counts):]  # chip, hwirq-trigger, then the action names
-        name = " ".join(description[2:]) if len(description) > 2 else (description[-1] if description else "")
-        table[int(label)] = {"name": name, "per_cpu": counts}
+        per_cpu = [0] * (max(cpus, default=-1) + 1)
+        for cpu, count in zip(cpus, counts):
+            per_cpu[cpu] = count
+        # words: chip, hwirq-trigger, then the action names
+        name = " ".join(words[2:]) if len(words) > 2 else (words[-1] if words else "")
+        table[int(key)] = {"name": name, "per_cpu": per_cpu}
     return table
 
 
