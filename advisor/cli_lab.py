@@ -45,6 +45,13 @@ def _row(res) -> tuple[str, ...]:
     return (res.scenario, res.expected_rule or "(none)", res.top_rule or "(none)", est, meas, res.verdict)
 
 
+def default_scenarios(allow_global: bool) -> list[str]:
+    """Every scenario that stays inside the lab's namespaces; with allow_global, all of them."""
+    from .lab.pathologies import PATHOLOGIES
+
+    return [name for name, kind in PATHOLOGIES.items() if allow_global or not kind.global_setting]
+
+
 def cmd_lab(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -52,8 +59,7 @@ def cmd_lab(args) -> int:
     from .lab.pathologies import PATHOLOGIES
     from .lab.verify import LabSettings, run_lab
 
-    names = args.scenarios or [name for name, kind in PATHOLOGIES.items()
-                               if args.allow_global or not kind.global_setting]
+    names = args.scenarios or default_scenarios(args.allow_global)
     unknown = [n for n in names if n not in PATHOLOGIES]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r}: choose from {', '.join(PATHOLOGIES)}")

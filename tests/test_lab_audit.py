@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from advisor.cli_lab import default_scenarios
 from advisor.errors import EnvironmentProblem
 from advisor.lab import audit_control as A
 from advisor.lab import pathologies as P
@@ -50,6 +51,8 @@ def test_the_compliance_rules_never_match_what_the_lab_runs():
 
 def test_global_scenarios_need_allow_global(tmp_path):
     assert P.make("syscall-audit").global_setting
+    assert "syscall-audit" not in default_scenarios(False) and "netfilter" in default_scenarios(False)
+    assert default_scenarios(True) == list(P.PATHOLOGIES)
     assert all(P.make(n).global_setting is None for n in P.PATHOLOGIES if n != "syscall-audit")
     with pytest.raises(EnvironmentProblem, match="--allow-global"):
         run_lab(["baseline", "syscall-audit"], LabSettings(pairs=1, prefix="advnoglob"))

@@ -67,3 +67,19 @@ def test_short_lab_baseline_and_netfilter(tmp_path):
     # nothing of the testbed is left behind
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "advlab-" not in netns
+
+
+def test_ctrl_c_while_a_pathology_is_removed_waits_for_the_removal():
+    """The removal restores state (global state, for syscall-audit): a Ctrl-C in the middle is
+    delivered after it, not in it."""
+    import signal
+
+    from advisor.lab.verify import interrupts_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("restored")
+    assert steps == ["restored"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import statistics
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import EnvironmentProblem
 from . import pathologies
@@ -187,8 +191,27 @@ def run_scenario(tb: Testbed, scenario: str, s: LabSettings) -> ScenarioResult:
         if s.record:
             _annotate_bundle(Path(s.record) / scenario, scenario, res, pathology)
     finally:
-        pathology.remove(tb)
+        with interrupts_deferred():  # a second Ctrl-C must not leave the pathology half removed
+            pathology.remove(tb)
     return res
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C during the block is delivered when it ends (a handler, not a blocked signal mask,
+    which the processes started meanwhile, nginx among them, would inherit). Main thread only:
+    elsewhere Python receives no signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
 
 
 def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[ScenarioResult]:
