@@ -283,6 +283,9 @@ def _exit_now(code: int) -> None:
             stream.flush()
         except (BrokenPipeError, ValueError):  # the reader has gone, or the stream is closed
             pass
+    early = sys.modules.get("advisor.parse.perf_spawn")
+    if early is not None:
+        early.discard_early()  # a perf started by advisor.program for a file `analyze` did not read
     os._exit(code)
 
 

@@ -137,3 +137,83 @@ def test_perf_started_early_and_never_read_is_killed_also_on_an_error(recording,
         assert perf_children() == []  # only perf.data files start perf
     with perf_data.started_early(tmp_path / "absent.data"):  # read() will say what is wrong
         assert perf_children() == []
+
+
+# ---- perf_spawn: perf started with os.posix_spawn ------------------------------------------
+
+def test_a_spawned_program_gets_its_own_session_default_signals_and_a_captured_stderr():
+    """What Popen(start_new_session=True, restore_signals=True) gave: Python ignores SIGPIPE, the
+    program must not; stdin is /dev/null; stderr lands in the temporary file; exit status kept."""
+    from advisor.parse.perf_spawn import Spawned
+
+    script = ("read -r line </dev/stdin; echo \"stdin:${line:-empty}\"; "
+              "grep -E '^SigIgn' /proc/self/status; "
+              "echo \"sid:$(cut -d' ' -f6 /proc/$$/stat) pid:$$\"; echo oops >&2; exit 3")
+    proc = Spawned(["/bin/sh", "-c", script])
+    out = proc.stdout.read().decode()
+    assert proc.wait(timeout=10) == 3 and proc.returncode == 3 and proc.poll() == 3
+    assert "stdin:empty" in out
+    ignored = int(out.split("SigIgn:")[1].split()[0], 16)
+    assert not ignored & (1 << (13 - 1))  # SIGPIPE (13) back to its default
+    sid, pid = (line for line in out.splitlines() if line.startswith("sid:")).__next__().split()
+    assert sid[4:] == pid[4:] == str(proc.pid)  # its own session, led by itself
+    proc.stderr.seek(0)
+    assert proc.stderr.read() == b"oops\n"
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_a_spawned_program_times_out_and_is_killed_with_its_group():
+    from advisor.parse.perf_spawn import Spawned
+    from advisor.proc import alive, kill_group
+
+    proc = Spawned(["/bin/sh", "-c", "sleep 30 & sleep 30"])
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.2)
+    assert proc.poll() is None
+    kill_group(proc)
+    assert proc.returncode == -9
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and subprocess.run(["pgrep", "-s", str(proc.pid)],
+                                                         capture_output=True).returncode == 0:
+        time.sleep(0.05)
+    assert subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
+    assert not alive(proc.pid)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_the_advise_program_starts_perf_before_its_imports_and_analyze_takes_it_over(recording):
+    """`advise analyze perf.data`: perf is spawned before argparse, subprocess or the command line
+    are imported, exactly once (analyze reads that process), and the report is complete."""
+    child = r"""
+import json, os, sys
+sys.argv = ["advise", "analyze", sys.argv[1], "--format", "json"]
+from advisor.parse import perf_spawn
+original = perf_spawn.Spawned.__init__
+def spy(self, *args, **kwargs):
+    loaded = sorted(m for m in ("argparse", "subprocess", "advisor.cli", "advisor.parse.perf_script")
+                    if m in sys.modules)
+    os.write(2, ("SPAWN " + json.dumps(loaded) + "\n").encode())
+    original(self, *args, **kwargs)
+perf_spawn.Spawned.__init__ = spy
+from advisor.program import main
+sys.exit(main())
+"""
+    done = subprocess.run([sys.executable, "-c", child, str(recording)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    spawns = [line for line in done.stderr.splitlines() if line.startswith("SPAWN ")]
+    assert spawns == ["SPAWN []"]  # once, and before any of those imports
+    import json
+
+    assert json.loads(done.stdout)["profile"]["samples"] > 0
+
+
+def test_the_advise_program_starts_nothing_early_for_text_or_a_missing_file(tmp_path):
+    from advisor.parse import perf_spawn
+
+    text = tmp_path / "perf.txt"
+    text.write_text("not perf.data\n")
+    assert perf_spawn.start_early(text) is None and perf_spawn.start_early(tmp_path / "absent") is None
+    assert not perf_spawn._EARLY
