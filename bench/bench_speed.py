@@ -152,13 +152,19 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     print(f"  first advise analyze, rule files not yet validated (imports jsonschema): {cold:.2f} s; "
           f"the repetitions below find them in the cache")
     perf_t, perf_ours, ours, ratios, rss = [], [], [], [], []
-    for _ in range(reps):
-        perf_t.append(benchlib.run_child(plain, env=env).seconds)
-        perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
-        run = benchlib.run_child(advise, env=cache_env)
-        ours.append(run.seconds)
-        rss.append(run.rss_mib)
-        ratios.append(run.seconds / perf_t[-1])
+    for rep in range(reps):
+        # ABBA: the order flips every repetition, so that drift of a shared machine cancels
+        order = ("plain", "ours", "advise") if rep % 2 == 0 else ("advise", "ours", "plain")
+        for which in order:
+            if which == "plain":
+                perf_t.append(benchlib.run_child(plain, env=env).seconds)
+            elif which == "ours":
+                perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
+            else:
+                run = benchlib.run_child(advise, env=cache_env)
+                ours.append(run.seconds)
+                rss.append(run.rss_mib)
+        ratios.append(ours[-1] / perf_t[-1])
     print(f"  perf script -i perf.data > /dev/null: {spread(perf_t)} s")
     print(f"  perf {' '.join(ours_cmd[1:])} > /dev/null (advisor's command): "
           f"{spread(perf_ours)} s")
