@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -27,11 +28,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def is_special(path: Path) -> bool:
+    """An existing file that is not a regular one (/dev/null, a FIFO, /dev/stdout): written in
+    place, never renamed over (that would replace the device with a file)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def write_atomically(path: Path, text: str) -> None:
-    """Write next to the target, then rename: a failure never leaves half a file."""
+    """Write next to the target, then rename: a failure never leaves half a file. A device or
+    FIFO is written in place: there is no half-written file to fear, and a rename would replace it."""
     import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
 
     path = Path(path)
+    if is_special(path) and not os.path.isdir(path):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     umask = os.umask(0)
@@ -73,7 +88,7 @@ def render_result(result, fmt: str, output: Path | None) -> None:
         from .report import script
 
         apply_text, rollback_text = script.render(result)
-        if output is None:
+        if output is None or is_special(output):  # no place "next to" a device or FIFO
             text = apply_text + "\n# ---- rollback ----\n" + rollback_text
         else:
             rollback_path = output.with_name(output.stem + ".rollback" + (output.suffix or ".sh"))

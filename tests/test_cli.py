@@ -128,3 +128,26 @@ def test_script_format_writes_rollback_next_to_it(recording, tmp_path):
     assert out.is_file() and rollback.is_file()
     assert "iptables-restore" in rollback.read_text()
     assert subprocess.run(["bash", "-n", str(out)]).returncode == 0
+
+
+def test_output_to_a_device_or_fifo_is_written_in_place_never_replaced(recording, tmp_path):
+    """`--output /dev/null` once renamed a regular file over /dev/null (as root): a device or
+    FIFO is written in place; a script and its rollback go down it together."""
+    import os
+    import stat
+    import threading
+
+    done = advise("analyze", str(recording), "--format", "json", "--output", "/dev/null")
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    done = advise("analyze", str(recording), "--format", "script", "--output", str(fifo))
+    reader.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert "# ---- rollback ----" in received[0] and received[0].startswith("#!")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.perf.txt", "report.fifo"]  # no rollback beside it
