@@ -234,6 +234,9 @@ def main() -> None:
     print(f"baseline: {'stackcollapse-perf.pl at ' + str(perl) if perl else 'perf report --stdio'}"
           f" ({'found' if perl else 'stackcollapse-perf.pl not found on PATH or $FLAMEGRAPH_DIR'})")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    # As an installed package is: byte-compiled (with PYTHONDONTWRITEBYTECODE set, as on this
+    # machine, a module edited since its last .pyc would be compiled again on every run)
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "advisor")], check=True, timeout=300)
     with benchlib.scratch_dir("bench-speed-", args.keep) as directory:
         if args.perf_data:
             perf_data = args.perf_data.resolve()
