@@ -103,12 +103,21 @@ class Spawned:
             return self.returncode
         import select
         import subprocess
+        import time
 
-        pidfd = os.pidfd_open(self.pid)
         try:
-            select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:  # reaped meanwhile by another thread
+            return self.poll()
+        except OSError:  # a kernel before 5.3: poll instead
+            deadline = time.monotonic() + timeout
+            while self.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            try:
+                select.select([pidfd], [], [], timeout)
+            finally:
+                os.close(pidfd)
         if self.poll() is None:
             raise subprocess.TimeoutExpired(self.args, timeout)
         return self.returncode
