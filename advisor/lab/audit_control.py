@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..collect.probes.audit import AUDIT_GET, AUDIT_LIST_RULES, netlink_messages
+from ..collect.probes.audit import AUDIT_LIST_RULES, STATUS, netlink_messages, netlink_status
 from ..collect.probes.common import ProbeError
 from ..errors import EnvironmentProblem
 
@@ -31,7 +31,6 @@ STRING_FIELDS = frozenset({13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 105, 107, 112
 
 #: flags, action, field_count, mask[64], fields[64], values[64], fieldflags[64], buflen
 RULE = struct.Struct(f"=III{AUDIT_BITMASK_SIZE}I{AUDIT_MAX_FIELDS}I{AUDIT_MAX_FIELDS}I{AUDIT_MAX_FIELDS}II")
-STATUS = struct.Struct("=IIIIIIII")  # mask, enabled, failure, pid, rate_limit, backlog_limit, lost, backlog
 
 KEY = "advisor-lab"
 
@@ -97,16 +96,18 @@ def unpack_rule(payload: bytes) -> Rule:
 
 
 def status() -> dict:
-    """enabled (0 off, 1 on, 2 locked), pid of the audit daemon (0: none), backlog_limit."""
-    for kind, payload in netlink_messages(AUDIT_GET):
-        if kind == AUDIT_GET and len(payload) >= STATUS.size:
-            _, enabled, _, pid, _, backlog_limit, _, _ = STATUS.unpack_from(payload)
-            return {"enabled": enabled, "pid": pid, "backlog_limit": backlog_limit}
-    raise EnvironmentProblem("audit netlink: no answer to AUDIT_GET")
+    """enabled (0 off, 1 on, 2 locked) and pid of the audit daemon (0: none)."""
+    try:
+        return netlink_status()
+    except ProbeError as exc:
+        raise EnvironmentProblem(str(exc)) from None
 
 
 def rules() -> list[Rule]:
-    return [unpack_rule(p) for kind, p in netlink_messages(AUDIT_LIST_RULES) if kind == AUDIT_LIST_RULES]
+    try:
+        return [unpack_rule(p) for kind, p in netlink_messages(AUDIT_LIST_RULES) if kind == AUDIT_LIST_RULES]
+    except ProbeError as exc:
+        raise EnvironmentProblem(str(exc)) from None
 
 
 def _request(kind: int, payload: bytes) -> None:

@@ -14,7 +14,6 @@ import os
 import sys
 
 from advisor.errors import EnvironmentProblem
-from advisor.collect.probes.common import ProbeError
 from advisor.lab import audit_control, seccomp_filter
 from advisor.lab.testbed import Testbed, require_tools, run
 
@@ -477,7 +476,7 @@ class SyscallAudit(Pathology):
         try:
             status = audit_control.status()
             foreign = [r for r in audit_control.rules() if r.key != audit_control.KEY]
-        except (EnvironmentProblem, ProbeError) as exc:
+        except EnvironmentProblem as exc:
             return f"audit netlink unusable ({exc}): kernel without CONFIG_AUDITSYSCALL?"
         if status["pid"]:
             return f"an audit daemon (pid {status['pid']}) manages audit here: the lab will not change its settings"

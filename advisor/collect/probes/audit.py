@@ -75,10 +75,17 @@ def netlink_messages(request_type: int, payload: bytes = b"", deadline_s: float 
                 yield kind, body
 
 
-def netlink_enabled() -> int:
+#: struct audit_status, its first fields: mask, enabled, failure, pid, rate_limit,
+#: backlog_limit, lost, backlog
+STATUS = struct.Struct("=IIIIIIII")
+
+
+def netlink_status() -> dict:
+    """enabled (0 off, 1 on, 2 locked) and the pid of the audit daemon (0: none)."""
     for kind, payload in netlink_messages(AUDIT_GET):
-        if kind == AUDIT_GET:
-            return struct.unpack_from("=II", payload)[1]  # audit_status.mask, .enabled
+        if kind == AUDIT_GET and len(payload) >= STATUS.size:
+            _, enabled, _, pid, *_ = STATUS.unpack_from(payload)
+            return {"enabled": enabled, "pid": pid}
     raise ProbeError("audit netlink: no answer to AUDIT_GET")
 
 
@@ -95,7 +102,7 @@ def audit_state(auditctl: str = "auditctl") -> dict:
             "source": "auditctl",
         }
     return {
-        "enabled": netlink_enabled(),
+        "enabled": netlink_status()["enabled"],
         "rules": netlink_rule_count(),
         "source": "netlink",
         "note": f"{missing_tool(auditctl)}: read from the kernel over NETLINK_AUDIT",
