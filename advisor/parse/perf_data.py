@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
-from io import BufferedIOBase as BinaryIO  # not typing's: importing typing costs ~5 ms before perf starts
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from ..errors import EnvironmentProblem, InputError
+from ..model import StackTable
 from ..proc import kill_group
-from . import perf_spawn
+from . import perf_script, perf_spawn
 
 DEFAULT_TIMEOUT_S = 900.0
 
@@ -25,13 +25,9 @@ DEFAULT_TIMEOUT_S = 900.0
 def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs: bool = False,
          inline: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> StackTable:
     """Samples of a perf.data file, aggregated into `table` (a new one if None)."""
-    from ..model import StackTable  # here, not at the top: see started_early
-
     path = Path(path)
     table = table if table is not None else StackTable(str(path))
     with perf_script_output(path, inline=inline, timeout=timeout) as stdout:
-        from . import perf_script
-
         perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
     return table
 
