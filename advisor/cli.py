@@ -32,9 +32,10 @@ def is_special(path: Path) -> bool:
     """An existing file that is not a regular one (/dev/null, a FIFO, /dev/stdout): written in
     place, never renamed over (that would replace the device with a file)."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except OSError:
         return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -43,7 +44,7 @@ def write_atomically(path: Path, text: str) -> None:
     import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
 
     path = Path(path)
-    if is_special(path) and not os.path.isdir(path):
+    if is_special(path):
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
         return

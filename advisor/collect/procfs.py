@@ -23,7 +23,7 @@ import os
 import time
 
 from advisor.collect.probes.common import ProbeError
-from advisor.collect.probes.interrupts import cpu_numbers, interrupt_rows
+from advisor.collect.probes.interrupts import cpu_numbers, interrupt_rows, per_cpu
 from advisor.errors import InputError
 
 # What syscr/syscw count, checked on this kernel (6.18) with a loop of each call (io_uring from the
@@ -54,13 +54,6 @@ def _cpu_columns(header: str, path: str) -> list[int]:
         raise InputError(str(exc), path, 1) from None
 
 
-def _per_cpu(columns: list[int], values: list[int], ncpu: int) -> list[int]:
-    row = [0] * max(ncpu, max(columns, default=-1) + 1)
-    for cpu, value in zip(columns, values):
-        row[cpu] = value
-    return row
-
-
 def read_softirqs(path: str = "/proc/softirqs", ncpu: int | None = None) -> dict[str, list[int]]:
     """{vector: [count on cpu0, cpu1, ...]} since boot."""
     with open(path, encoding="utf-8") as handle:
@@ -72,14 +65,14 @@ def read_softirqs(path: str = "/proc/softirqs", ncpu: int | None = None) -> dict
         values = rest.split()
         if len(values) != len(columns) or not all(v.isdigit() for v in values):
             raise InputError(f"unexpected row {line.strip()[:60]!r}", path, number)
-        table[name.strip()] = _per_cpu(columns, [int(v) for v in values], ncpu or len(columns))
+        table[name.strip()] = per_cpu(columns, [int(v) for v in values], ncpu or len(columns))
     return table
 
 
 def read_stat(path: str = "/proc/stat", ncpu: int | None = None) -> dict:
     """{ctxt, intr, processes, cpu_ticks: {field: [ticks per cpu]}} since boot."""
     found: dict = {}
-    per_cpu: dict[int, list[int]] = {}
+    ticks: dict[int, list[int]] = {}
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             key, _, rest = line.partition(" ")
@@ -92,12 +85,12 @@ def read_stat(path: str = "/proc/stat", ncpu: int | None = None) -> dict:
                 values = rest.split()[:len(STAT_CPU_FIELDS)]
                 if len(values) < 7 or not all(v.isdigit() for v in values):
                     raise InputError(f"unexpected row {line.strip()[:60]!r}", path, number)
-                per_cpu[int(key[3:])] = [int(v) for v in values] + [0] * (len(STAT_CPU_FIELDS) - len(values))
+                ticks[int(key[3:])] = [int(v) for v in values] + [0] * (len(STAT_CPU_FIELDS) - len(values))
     missing = [k for k in ("ctxt", "intr") if k not in found]
-    if missing or not per_cpu:
+    if missing or not ticks:
         raise InputError(f"no {', '.join(missing) or 'cpuN'} line", path, None)
-    columns = sorted(per_cpu)
-    found["cpu_ticks"] = {field: _per_cpu(columns, [per_cpu[c][i] for c in columns], ncpu or len(columns))
+    columns = sorted(ticks)
+    found["cpu_ticks"] = {field: per_cpu(columns, [ticks[c][i] for c in columns], ncpu or len(columns))
                           for i, field in enumerate(STAT_CPU_FIELDS)}
     return found
 
@@ -114,13 +107,12 @@ def read_interrupts(path: str = "/proc/interrupts") -> dict[str, tuple[str, int]
         _, parsed = interrupt_rows(text)
     except ProbeError as exc:
         raise InputError(str(exc), path, 1) from None
-    lines = text.splitlines()
     rows = {}
-    for number, key, counts, words in parsed:
+    for number, key, counts, words, line in parsed:
         if not key:
-            raise InputError(f"unexpected row {lines[number - 1].strip()[:60]!r}", path, number)
+            raise InputError(f"unexpected row {line.strip()[:60]!r}", path, number)
         if not counts:
-            raise InputError(f"no count in {lines[number - 1].strip()[:60]!r}", path, number)
+            raise InputError(f"no count in {line.strip()[:60]!r}", path, number)
         rows[key] = (words[-1] if key.isdigit() and words else key, sum(counts))
     return rows
 

@@ -20,7 +20,7 @@ def cpu_numbers(header: str) -> list[int]:
 
 def interrupt_rows(text: str):
     """The one reader of /proc/interrupts: (CPU numbers, rows), each row (line number, key,
-    counts, words after the counts).
+    counts, words after the counts, the line).
 
     The header names the online CPUs ('CPU0 CPU1 CPU3'); a row has one count per column
     (ERR and MIS have a single one). A malformed header raises ProbeError; a malformed row has
@@ -35,11 +35,19 @@ def interrupt_rows(text: str):
     for number, line in enumerate(lines[1:], 2):
         key, sep, rest = line.partition(":")
         words = rest.split()
-        counts = []
-        while words and len(counts) < len(cpus) and words[0].isdigit():
-            counts.append(int(words.pop(0)))
-        rows.append((number, key.strip() if sep else "", counts, words))
+        n = 0
+        while n < len(words) and n < len(cpus) and words[n].isdigit():
+            n += 1
+        rows.append((number, key.strip() if sep else "", [int(w) for w in words[:n]], words[n:], line))
     return cpus, rows
+
+
+def per_cpu(cpus: list[int], counts: list[int], ncpu: int = 0) -> list[int]:
+    """Counts by CPU number: the columns are the online CPUs only, an offline one counts 0."""
+    row = [0] * max(ncpu, max(cpus, default=-1) + 1)
+    for cpu, count in zip(cpus, counts):
+        row[cpu] = count
+    return row
 
 
 def parse_interrupts(text: str) -> dict[int, dict]:
@@ -47,15 +55,12 @@ def parse_interrupts(text: str) -> dict[int, dict]:
     (numbered IRQs only; an offline CPU's column is absent from the file and counts 0 here)."""
     cpus, rows = interrupt_rows(text)
     table = {}
-    for _, key, counts, words in rows:
+    for _, key, counts, words, _ in rows:
         if not key.isdigit():
             continue
-        per_cpu = [0] * (max(cpus, default=-1) + 1)
-        for cpu, count in zip(cpus, counts):
-            per_cpu[cpu] = count
         # words: chip, hwirq-trigger, then the action names
         name = " ".join(words[2:]) if len(words) > 2 else (words[-1] if words else "")
-        table[int(key)] = {"name": name, "per_cpu": per_cpu}
+        table[int(key)] = {"name": name, "per_cpu": per_cpu(cpus, counts)}
     return table
 
 
