@@ -68,17 +68,15 @@ os._exit(0)                                       # as advisor.cli does after `a
 
 #: How long `perf script` takes to print its first byte (it loads symbols first).
 FIRST_BYTE_CHILD = r"""
-import os, subprocess, sys, time
+import sys, time
 sys.path.insert(0, {repo!r})
-from pathlib import Path
-from advisor.parse.perf_data import perf_command
+from advisor.parse import perf_spawn
+from advisor.proc import kill_group
 start = time.perf_counter()
-proc = subprocess.Popen(perf_command(Path(sys.argv[1])), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL, env={{**os.environ, "LC_ALL": "C"}})
+proc = perf_spawn.perf_script(perf_spawn.find_perf(), sys.argv[1])  # as advise starts it
 proc.stdout.read1(1)
 print(time.perf_counter() - start)
-proc.kill()
-proc.wait()
+kill_group(proc)
 """
 
 

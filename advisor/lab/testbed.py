@@ -77,7 +77,10 @@ def require_tools(*tools: str) -> dict[str, str]:
 def run(argv: Sequence[str], timeout: float = 15, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
     """Run a short command; a failure becomes one EnvironmentProblem line with its stderr."""
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input)
+        # its own session: a Ctrl-C in the terminal reaches advise (which then restores what it
+        # changed), not an iptables-restore or tc half way through a restore
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input,
+                              start_new_session=True)
     except subprocess.TimeoutExpired as exc:
         raise EnvironmentProblem(f"{' '.join(argv[:6])}: no answer after {timeout} s") from exc
     except FileNotFoundError as exc:

@@ -172,8 +172,8 @@ def run_scenario(tb: Testbed, scenario: str, s: LabSettings) -> ScenarioResult:
     if reason:
         res.verdict, res.detail = "unavailable", reason
         return res
-    pathology.inject(tb)
     try:
+        pathology.inject(tb)  # inside: a failed or interrupted injection is removed too
         tb.load(1, s.connections, s.threads)  # warm-up
         result = _collect(tb, s, scenario)
         recs = result.data["recommendations"]

@@ -16,10 +16,12 @@ faster (measured on a 20 s system-wide recording), with the same StackTable.
 from __future__ import annotations
 
 import _signal  # the C part of `signal`: `signal` imports enum (~6 ms), and this runs first
+import _thread
 import fcntl
 import os
 
 MAGIC = b"PERFILE2"
+STATUS_LOST = -255  # the process was reaped by someone else: its exit status is unknown
 PIPE_BYTES = 1 << 20
 
 
@@ -60,6 +62,7 @@ class Spawned:
     def __init__(self, args: list[str], env: dict[str, str] | None = None):
         self.args = args
         self.returncode: int | None = None
+        self._waitpid_lock = _thread.allocate_lock()  # _thread: threading is not imported yet here
         self.stderr = _temporary_file()
         read_end, write_end = os.pipe()
         try:
@@ -80,46 +83,28 @@ class Spawned:
         self.stdout = open(read_end, "rb")
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by another thread (a timeout's kill): status lost
-                if self.returncode is None:
-                    self.returncode = -1
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+        with self._waitpid_lock:  # a timeout's kill and the reader may both wait: one at a time
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # not our child any more: nothing to tell
+                    self.returncode = STATUS_LOST
+                else:
+                    if pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.poll() is not None:
-            return self.returncode
-        if timeout is None:
-            try:
-                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-            except ChildProcessError:
-                if self.returncode is None:
-                    self.returncode = -1
-            return self.returncode
-        import select
         import subprocess
         import time
 
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:  # reaped meanwhile by another thread
-            return self.poll()
-        except OSError:  # a kernel before 5.3: poll instead
-            deadline = time.monotonic() + timeout
-            while self.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-        else:
-            try:
-                select.select([pidfd], [], [], timeout)
-            finally:
-                os.close(pidfd)
-        if self.poll() is None:
-            raise subprocess.TimeoutExpired(self.args, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.0005  # perf usually exits right after its last line: look again soon, then less often
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
         return self.returncode
 
 
@@ -157,8 +142,10 @@ def start_early(path: str | os.PathLike, inline: bool = True) -> tuple[str, bool
     the read starts perf itself and reports the problem. Returns the key it started."""
     try:
         key = early_key(path, inline)
+        if key in _EARLY or not is_perf_data(path):
+            return None
         perf = find_perf()
-        if key in _EARLY or perf is None or not is_perf_data(path):
+        if perf is None:
             return None
         _EARLY[key] = perf_script(perf, path, inline)
         return key

@@ -54,7 +54,7 @@ def netlink_messages(request_type: int, payload: bytes = b"", deadline_s: float 
             try:
                 data = sock.recv(1 << 16)
             except socket.timeout:
-                return
+                break
             offset = 0
             while offset + HEADER.size <= len(data):
                 length, kind, _, _, _ = HEADER.unpack_from(data, offset)
@@ -73,6 +73,9 @@ def netlink_messages(request_type: int, payload: bytes = b"", deadline_s: float 
                 if kind == NLMSG_DONE:
                     return
                 yield kind, body
+        if request_type not in (AUDIT_GET, AUDIT_LIST_RULES):
+            raise ProbeError(f"audit netlink: no acknowledgement of request {request_type} "
+                             f"within {deadline_s:g} s")
 
 
 #: struct audit_status, its first fields: mask, enabled, failure, pid, rate_limit,
