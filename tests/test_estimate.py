@@ -106,6 +106,17 @@ def test_scoped_bottleneck_takes_utilisation_from_proc_stat_and_scales_by_the_ta
     assert est.scoped_bottleneck(_scoped_meta(pid=42), quiet, TARGET_ONLY).basis == "cpu_time"
 
 
+def test_an_offline_cpu_in_the_middle_is_left_out_not_the_whole_utilisation():
+    """/proc/stat has no ticks for an offline CPU: its cpu_time_pct is None (procfs); the online
+    CPUs keep their numbers and the bottleneck is still decided from them."""
+    counters = {"cpu_time_pct": {"idle": [1.0, None, 60.0], "iowait": [0.0, None, 0.0]},
+                "sched": {"target_cpus_used": 0.9}}
+    bn = est.scoped_bottleneck(_scoped_meta(pid=42), counters, TARGET_ONLY)
+    assert bn.kind == "some-saturated" and bn.cpus == [0]
+    assert [(c.cpu, round(c.busy_pct)) for c in bn.utilisation] == [(0, 99), (2, 40)]
+    assert bn.scale == pytest.approx(0.9 / 1.39, abs=1e-3)
+
+
 def test_scoped_bottleneck_without_counters_says_it_assumes_the_target_is_all_the_busy_time():
     bn = est.scoped_bottleneck(_scoped_meta(pid=7), None, TARGET_ONLY)
     assert bn.kind == "unknown" and bn.scale == 1.0 and "not counted" in bn.note

@@ -155,17 +155,18 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     counters = counters if isinstance(counters, dict) else {}
     pct = counters.get("cpu_time_pct") if isinstance(counters.get("cpu_time_pct"), dict) else {}
     idle = _numbers(pct.get("idle"))
-    if not idle:
+    if all(i is None for i in idle):
         return Bottleneck("unknown", None, f"perf sampled only the {who} and per-CPU utilisation was not "
                           "counted: shares are of the target's time, assumed to be the CPUs' busy time",
                           "throughput")
     away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
-    busy = [max(0.0, 100.0 - i - sum(a[c] for a in away)) for c, i in enumerate(idle)]
+    busy = {c: max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away))  # an offline CPU has no figures
+            for c, i in enumerate(idle) if i is not None}
     sampled = {c.cpu: c.samples for c in profile.cpu_stats()}
-    utilisation = [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in enumerate(busy)]
+    utilisation = [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
     sched = counters.get("sched") if isinstance(counters.get("sched"), dict) else {}
     used = sched.get("target_cpus_used")
-    busy_cpus = sum(busy) / 100.0
+    busy_cpus = sum(busy.values()) / 100.0
     scale, why = 1.0, "its CPU time was not counted: assumed to be all of the busy time"
     if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
         scale = min(1.0, max(0.001, float(used) / busy_cpus))
@@ -174,13 +175,13 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
                     scale, from_proc_stat=True)
 
 
-def _numbers(values, length: int | None = None) -> list[float]:
-    """A list of numbers from counters.json ([] when it is not one); padded with 0 to `length`."""
-    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                               for v in values):
+def _numbers(values, length: int | None = None) -> list[float | None]:
+    """Per-CPU numbers from counters.json: None for a CPU without any (offline: /proc/stat has no
+    ticks for it), [] when it is not a list; padded with None to `length`."""
+    if not isinstance(values, list):
         values = []
-    values = [float(v) for v in values]
-    return values if length is None else (values + [0.0] * length)[:length]
+    numbers = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values]
+    return numbers if length is None else (numbers + [None] * length)[:length]
 
 
 def scaled(est: Estimate, scale: float) -> Estimate:
