@@ -12,7 +12,6 @@ software clock samples the same way everywhere.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +20,7 @@ from typing import BinaryIO, Callable
 from ..errors import EnvironmentProblem
 from ..model import StackTable
 from ..parse import perf_data, perf_script
+from ..parse.perf_spawn import find_perf
 from ..proc import alive as process_alive
 from ..proc import stop_group
 
@@ -39,7 +39,7 @@ CAP_PERFMON = 38
 
 def perf_binary() -> str:
     """The perf executable on PATH, or EnvironmentProblem (exit 3) saying how to install it."""
-    path = shutil.which("perf")
+    path = find_perf()
     if path is None:
         raise EnvironmentProblem("perf is not installed (or not on PATH): advise run samples with "
                                  "`perf record`; install linux-perf (Debian) or linux-tools (Ubuntu)")
