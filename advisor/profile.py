@@ -36,9 +36,15 @@ SATURATED_PCT = 80.0
 SPARE_PCT = 50.0
 
 
+#: The kernel keeps a process name's first 15 bytes (TASK_COMM_LEN 16), and perf records that.
+COMM_LEN = 15
+
+
 def comm_family(comms):
-    """Process-name globs as a family: a comma list as --comm takes it ('nginx,wrk'), or globs."""
-    return family(comms.split(",") if isinstance(comms, str) else comms)
+    """Process-name globs as a family: a comma list as --comm takes it ('nginx,wrk'), or globs;
+    each cut to the 15 characters the kernel keeps, so a long name matches its samples."""
+    names = comms.split(",") if isinstance(comms, str) else comms
+    return family([name[:COMM_LEN] for name in names])
 
 
 def pick_event(events: dict[str, list[int]]) -> str:

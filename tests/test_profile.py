@@ -116,3 +116,12 @@ def test_a_comma_list_of_programs_means_the_same_everywhere():
     wrk = both.share("nf_hook_slow", comms="wrk").samples
     assert nginx > 0 and wrk > 0
     assert both.share("nf_hook_slow", comms="nginx,wrk").samples == nginx + wrk == both.share("nf_hook_slow").samples
+
+
+def test_a_program_name_longer_than_the_kernel_keeps_still_matches_its_samples():
+    """The kernel records 15 bytes of a name: --comm with the full name selects those samples."""
+    from advisor.profile import comm_family
+
+    long = comm_family("very-long-server-name")
+    assert long.matches("very-long-serve") and not long.matches("very-long-serv")
+    assert comm_family("nginx,wrk").matches("wrk") and comm_family(["ngin*"]).matches("nginx")
