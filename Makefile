@@ -21,7 +21,7 @@ system-packages:
 	@# Debian starts nginx on install; the lab runs its own instances in namespaces.
 	@-command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true
 
-$(BIN)/advise: pyproject.toml setup.py
+$(BIN)/advise: pyproject.toml setup.py bin/advise
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@# compat: a plain path in a .pth; the default editable finder costs every `advise` ~15 ms at start

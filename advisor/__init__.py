@@ -16,7 +16,6 @@
 
 __version__ = "0.1.0"
 
-import importlib
 import sys
 import types
 
@@ -30,11 +29,17 @@ _LAZY = {"Profile": ".profile", "Result": ".analysis", "analyze": ".analysis",
          "Frame": ".model", "StackKey": ".model", "StackTable": ".model"}
 
 
+def _submodule(name: str, package: str):
+    import importlib  # here: with `warnings`, ~0.6 ms that `advise` would spend before starting perf
+
+    return importlib.import_module(name, package)
+
+
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'advisor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(_submodule(module, __name__), name)
     globals()[name] = value
     return value
 
@@ -45,7 +50,7 @@ def __dir__():
 
 def run(*args, **kwargs):
     """Collect on this box for one window and analyse it (see advisor.run.run); needs root."""
-    return importlib.import_module(".run", __name__).run(*args, **kwargs)
+    return _submodule(".run", __name__).run(*args, **kwargs)
 
 
 def diff(before, after, **kwargs):
@@ -57,7 +62,7 @@ def diff(before, after, **kwargs):
     >>> change.throughput["change_pct"] > 0
     True
     """
-    return importlib.import_module(".diff", __name__).diff(before, after, **kwargs)
+    return _submodule(".diff", __name__).diff(before, after, **kwargs)
 
 
 class _Package(types.ModuleType):

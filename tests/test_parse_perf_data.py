@@ -183,6 +183,38 @@ def test_a_spawned_program_times_out_and_is_killed_with_its_group():
     proc.stderr.close()
 
 
+def test_the_polled_pipe_hands_out_what_is_there_and_ends_at_end_of_file():
+    """perf's stdout is read without blocking (PolledPipe): a read returns the bytes already
+    written rather than waiting for `size` of them, a pause of the writer is waited out, and
+    end of file is b"" once the writer has gone."""
+    from advisor.parse.perf_spawn import Spawned
+
+    proc = Spawned(["/bin/sh", "-c", "printf first; sleep 1.5; printf second"])
+    started = time.monotonic()
+    assert proc.stdout.read1(1 << 16) == b"first"
+    assert time.monotonic() - started < 1.2  # did not wait for the rest
+    assert proc.stdout.read(1 << 16) == b"second"  # waited for it (the pipe was empty)
+    assert proc.stdout.read() == b"" and proc.stdout.read1(10) == b""
+    assert proc.wait(timeout=10) == 0
+    proc.stdout.close()
+    assert proc.stdout.closed
+    proc.stderr.close()
+
+
+def test_the_installed_advise_command_starts_perf_before_importing_re(recording):
+    """The installed `advise` (bin/advise, not an entry-point wrapper, which imports `re` first):
+    `re` is first imported after perf_spawn has started perf (import order, -X importtime)."""
+    advise = Path(sys.executable).parent / "advise"
+    if not advise.exists():
+        pytest.skip("advise is not installed next to this Python (make setup installs it)")
+    assert "import re" not in advise.read_text()
+    done = subprocess.run([sys.executable, "-X", "importtime", str(advise), "analyze", str(recording),
+                           "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    order = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert order.index("advisor.parse.perf_spawn") < order.index("re")
+
+
 def test_the_advise_program_starts_perf_before_its_imports_and_analyze_takes_it_over(recording):
     """`advise analyze perf.data`: perf is spawned before argparse, subprocess or the command line
     are imported, exactly once (analyze reads that process), and the report is complete."""
