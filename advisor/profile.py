@@ -354,13 +354,16 @@ class Profile:
         return any(f.kind != "unknown" for frames in self.stack_frames for f in frames)
 
     # ----------------------------------------------------------------- symbol and process views
-    def _busy_sums_by(self, column: int) -> dict:
-        """[weight, samples] of the busy rows summed by one of their columns (0 stack, 1 comm, 2 cpu)."""
+    def busy_sums_by(self, *columns: int) -> dict:
+        """[weight, samples] of the busy rows summed by some of their columns (0 stack, 1 comm,
+        2 cpu): keyed by that column's value, or by the tuple of the values of several; in the
+        order of first appearance."""
         acc: dict = {}
         for row in self._busy:
-            a = acc.get(row[column])
+            key = row[columns[0]] if len(columns) == 1 else tuple(row[c] for c in columns)
+            a = acc.get(key)
             if a is None:
-                acc[row[column]] = [row[4], row[3]]
+                acc[key] = [row[4], row[3]]
             else:
                 a[0] += row[4]
                 a[1] += row[3]
@@ -368,7 +371,7 @@ class Profile:
 
     @cached_property
     def _weights_by_stack(self) -> dict[int, tuple[float, int]]:
-        acc = self._busy_sums_by(0)
+        acc = self.busy_sums_by(0)
         return {i: (float(acc[i][0]), acc[i][1]) for i in sorted(acc)}
 
     def top_symbols(self, n: int | None = 20, by: str = "self") -> list[SymbolStat]:
@@ -447,7 +450,7 @@ class Profile:
 
     def process_stats(self) -> list[ProcessStat]:
         """Busy share per comm (percent), largest first (ties by name)."""
-        acc = self._busy_sums_by(1)
+        acc = self.busy_sums_by(1)
         total = sum(a[0] for a in acc.values()) or 1.0
         order = sorted(acc, key=lambda c: (-acc[c][0], c))
         return [ProcessStat(c, 100.0 * acc[c][0] / total, acc[c][1]) for c in order]

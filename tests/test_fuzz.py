@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import unittest.mock
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -193,6 +194,74 @@ def test_perf_script_result_does_not_depend_on_how_the_stream_is_cut(data, sizes
     whole = outcome(lambda: perf_script.read(io.BytesIO(data), "cut.txt"))
     cut = outcome(lambda: perf_script.read(Pieces(data, sizes), "cut.txt"))
     assert cut == whole
+
+
+def without_caches(read):
+    """`read()` with every cache of the parser missing every time: the line machine and the
+    regexes decide everything."""
+    with unittest.mock.patch.object(perf_script._Cache, "get", lambda self, key, default=None: default):
+        return outcome(read)
+
+
+def with_small_caches(read):
+    """`read()` with every cache emptied whenever it holds more than ~2 KB."""
+    with unittest.mock.patch.object(perf_script, "CACHE_BYTES", 2000):
+        return outcome(read)
+
+
+@FUZZ
+@given(perf_script_texts)
+def test_perf_script_result_does_not_depend_on_the_caches(data):
+    read = lambda: perf_script.read(io.BytesIO(data), "cache.txt")
+    cached = outcome(read)
+    assert without_caches(read) == cached and with_small_caches(read) == cached
+
+
+#: Time fields, valid and not (float() takes some of the invalid ones, the event regex none).
+TIME_TOKENS = st.sampled_from(["1.5", "27848.653733", "27848.653734", "+1.5", "1e5", "١٢.٥", "12.",
+                               ".5", "1_0.5", "1234567890123.5", "00.000001", "nan", "1.5.5", "-1.5"])
+
+
+@st.composite
+def retimed_samples(draw) -> bytes:
+    """One sample again and again with other time fields: the repeats are found by their text
+    without the time (the head cache), and a time that is not one must not be."""
+    head = f"{draw(st.sampled_from(COMMS))} {draw(st.integers(1, 3))}/{draw(st.integers(1, 3))} [000] "
+    rest = f": {draw(st.sampled_from(['', '1001001 ', '7 ']))}{draw(st.sampled_from(EVENTS))}"
+    body = "\n".join(draw(st.lists(frame_lines(), min_size=1, max_size=4)))
+    times = draw(st.lists(TIME_TOKENS, min_size=1, max_size=10))
+    return "".join(f"{head}{t}{rest}\n{body}\n\n" for t in times).encode("utf-8", "surrogateescape")
+
+
+@FUZZ
+@given(retimed_samples())
+def test_repeated_samples_with_other_times_read_as_without_caches(data):
+    read = lambda: perf_script.read(io.BytesIO(data), "retimed.txt")
+    cached = outcome(read)
+    assert without_caches(read) == cached and with_small_caches(read) == cached
+
+
+@pytest.mark.parametrize("time", ["+1.5", "1e5", "١٢.٥", "12.", ".5", "1_0.5", "1234567890123.5", "nan",
+                                  "1.5.5", "-1.5", "00.000001"])
+def test_a_sample_seen_before_with_a_time_that_is_none_reads_as_without_caches(time):
+    sample = "java 1/2 [001] {}: 7 cpu-clock: \n\tffff main (/x)\n\tfff1 start (/x)\n\n"
+    data = "".join(sample.format(t) for t in ("1.5", "1.6", time, "1.7")).encode()
+    read = lambda: perf_script.read(io.BytesIO(data), "time.txt")
+    assert outcome(read) == without_caches(read)
+
+
+@pytest.mark.parametrize("other", ["\tzzzz main (/x)", "ffff main (/x)", "\tffff  main (/x)",
+                                   "\tfff2 main (/x)", "\t0x12 main (/x)", "\t12:34 main (/x)",
+                                   "\t\u0661\u0662 main (/x)"])
+@pytest.mark.parametrize("keep_addrs", [False, True])
+def test_a_frame_line_known_by_its_text_after_the_address_reads_as_the_regex_reads_it(other, keep_addrs):
+    """A frame line whose text after the address was seen before reads as the regex reads it:
+    only an indented line with a hex address, one space and that text is the same frame."""
+    lines = ["\tffff main (/x)", other, "\tffff [unknown] ([unknown])", "\tfff3 [unknown] ([unknown])"]
+    data = "".join(f"nginx 1/1 [000] {i}.5: 1 cpu-clock: \n{line}\n\n"
+                   for i, line in enumerate(lines * 2)).encode()
+    read = lambda: perf_script.read(io.BytesIO(data), "rest.txt", keep_addrs=keep_addrs)
+    assert outcome(read) == without_caches(read)
 
 
 @FEW

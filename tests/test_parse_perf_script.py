@@ -561,3 +561,50 @@ def test_crlf_line_endings():
 
 def test_newer_perf_jit_dso_names():
     assert classify("JS:*fib", "[JIT] tid 9685") == "jit"
+
+
+class _Lines(io.RawIOBase):
+    """Hands out the given pieces one read at a time, as a pipe might."""
+
+    def __init__(self, pieces: list[bytes]):
+        self.pieces = list(pieces)
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    read = read1
+
+
+def test_a_sample_seen_before_does_not_skip_the_end_of_one_begun_by_the_line_reader(monkeypatch):
+    """A sample without a blank line for CHUNK bytes is fed line by line and is still open when
+    the next whole samples come; the first of them, though its text was seen before, must end
+    it (else a frame line left over after the next blank line would join the open sample
+    instead of being dropped as an orphan)."""
+    monkeypatch.setattr(perf_script, "CHUNK", 64)
+    seen = b"nginx 1/1 [000] 1.5: 1 cpu-clock: \n\tffff main (/x)\n\n"
+    frame = b"\tfff1 " + b"f" * 70 + b" (/x)\n"  # each read longer than CHUNK: fed as lines
+    opened = [b"nginx 1/1 [000] 2.5: 1 cpu-clock: " + b" " * 40 + b"\n", frame, frame]
+    again = seen.replace(b"1.5:", b"3.5:") + b"\tfff9 orphan (/x)\n\n"
+    twice = seen + seen.replace(b"1.5:", b"1.6:")  # the second is read from the caches
+    table = read(_Lines([twice, *opened, again]), "open.txt")
+    stacks = {tuple(f.symbol for f in k.frames): count for k, count in
+              ((k, v[0]) for k, v in table.rows.items())}
+    assert stacks == {("main",): 3, ("f" * 70, "f" * 70): 1}
+    assert any("frame line outside a sample" in w for w in table.warnings)
+
+
+def test_a_tracepoint_payload_that_looks_like_a_frame_seen_before_stays_a_payload():
+    """A5 for tracepoints: the text after a tracepoint's name is its payload, even when the same
+    text was a frame on a cpu-clock line before (found by the fuzzer: the line reader's fast
+    path took it for that frame)."""
+    frame = "\tffffffff81000001 main+0x1 ([kernel.kallsyms])"
+    text = (f"nginx 0 1.0: cpu-clock:{frame}\n\nnginx 0 1.5: sched:sched_switch: prev_comm=a\n\n"
+            f"nginx 0 2.0: sched:sched_switch:{frame}\n\n")
+    table = read(io.BytesIO(text.encode()), "tp.txt")
+    by_event = {(k.event, tuple(f.symbol for f in k.frames)): v[0] for k, v in table.rows.items()}
+    assert by_event == {("cpu-clock", ("main",)): 1, ("sched:sched_switch", ()): 2}
+    [sample] = [s for s in iter_samples(io.BytesIO(text.encode()), "tp.txt") if s.time == 2.0]
+    assert sample.payload == frame.strip() and sample.frames == ()

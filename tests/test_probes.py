@@ -309,3 +309,25 @@ def test_collection_has_every_section_and_is_fast():
     assert state["processes"][0]["exe"] == os.path.realpath(sys.executable)
     assert state["workers"]["cpus"] == os.cpu_count()
     assert os.path.realpath(sys.executable) in state["build"]
+
+
+def test_processes_are_found_by_name_as_comm_is_taken_everywhere(tmp_path):
+    """--comm of `advise run` means what it means to the analysis: command-name globs, a comma
+    list, each cut to the 15 bytes the kernel keeps."""
+    long_name = tmp_path / "advisor-probe-test-sleeper"
+    shutil.copy("/bin/sleep", long_name)
+    sleeper = subprocess.Popen([str(long_name), "30"])
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while processes.read_comm(sleeper.pid) != "advisor-probe-t" and time.monotonic() < deadline:
+            time.sleep(0.01)  # until exec has set the name
+        assert sleeper.pid in processes.pids_by_comm(long_name.name)  # longer than 15: cut
+        assert sleeper.pid not in processes.pids_by_comm("advisor-probe")  # not a prefix match
+        both = processes.pids_by_comm("advisor-probe-*,sleep")
+        assert sleeper.pid in both and other.pid in both
+        assert other.pid not in processes.pids_by_comm("advisor-probe-*")
+    finally:
+        for proc in (sleeper, other):
+            proc.kill()
+            proc.wait()

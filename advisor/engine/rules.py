@@ -93,6 +93,7 @@ class Rule:
 
 
 _SCHEMA_TEXT: str | None = None
+_SCHEMA_DIGEST = None  # SHA-256 fed with the schema and a NUL, copied for each rule file
 
 
 def _schema_text() -> str:
@@ -136,8 +137,13 @@ class ValidatedCache:
 
     @staticmethod
     def digest(text: str) -> str:
-        data = _schema_text().encode() + b"\0" + text.encode("utf-8", "surrogateescape")
-        return hashlib.sha256(data).hexdigest()
+        """SHA-256 of schema, NUL, rule text (the schema hashed once, not once per file)."""
+        global _SCHEMA_DIGEST
+        if _SCHEMA_DIGEST is None:
+            _SCHEMA_DIGEST = hashlib.sha256(_schema_text().encode() + b"\0")
+        digest = _SCHEMA_DIGEST.copy()
+        digest.update(text.encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
 
     def __contains__(self, digest: str) -> bool:
         if self._known is None:

@@ -562,7 +562,8 @@ class _Parser:
                     if sid is not None:
                         g = m.groups()
                         event = event_names.get(g[6])
-                        if event is not None:
+                        # a tracepoint's text after its name is its payload, never a frame (A5)
+                        if event is not None and ":" not in event:
                             self.content_lines += 1
                             self.add(event, g, sid, "")
                             lineno += 1

@@ -91,14 +91,7 @@ def build_tree(profile, highlights: list[Highlight] = (), collapse_unknown: bool
     With `collapse_unknown`, a run of consecutive `[unknown]` frames (an unwinder walking
     garbage) is drawn as one frame; matching always sees the stack as recorded.
     """
-    grouped: dict[tuple[int, str, int], list[int]] = {}  # in order of first appearance
-    for stack, comm, cpu, count, weight in profile.busy_rows():
-        acc = grouped.get((stack, comm, cpu))
-        if acc is None:
-            grouped[(stack, comm, cpu)] = [weight, count]
-        else:
-            acc[0] += weight
-            acc[1] += count
+    grouped = profile.busy_sums_by(0, 1, 2)  # (stack, comm, cpu) -> [weight, samples]
     root = Node("all", "root", "root")
     matches: dict[tuple[int, int], int] = {}
     for (stack, comm, cpu), (weight, count) in grouped.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 
 from .common import ProbeError, pids, probe, read_text
@@ -23,10 +24,20 @@ def read_comm(pid: int) -> str | None:
         return None  # the process ended while we looked
 
 
-def pids_by_comm(comm: str) -> list[int]:
-    """Processes whose comm equals ``comm`` (the kernel keeps only its first 15 bytes)."""
-    wanted = comm[:15]
-    return [pid for pid in pids() if read_comm(pid) == wanted]
+COMM_LEN = 15  # the kernel keeps a process name's first 15 bytes (TASK_COMM_LEN 16)
+
+
+def pids_by_comm(comms: str) -> list[int]:
+    """Processes whose name matches `comms`: command-name globs, comma-separated (`nginx,wrk`,
+    `php-fpm*`), each cut to the 15 bytes the kernel keeps: what `--comm` means wherever it is
+    taken (the analysis matches samples the same way: advisor.profile.comm_family)."""
+    patterns = [name[:COMM_LEN] for name in comms.split(",") if name]
+    found = []
+    for pid in pids():
+        name = read_comm(pid)
+        if name is not None and any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            found.append(pid)
+    return found
 
 
 @probe
