@@ -181,14 +181,21 @@ class Recommendation:
 
 
 def _profile_summary(p: Profile, bottleneck, top_n: int = 15) -> dict:
-    utilisation = bottleneck.utilisation if bottleneck.from_proc_stat else p.cpu_stats()
+    """The report's `profile`. When perf sampled only the target, utilisation is /proc/stat's
+    (the machine's, not the target's own), or unknown (None, no CPUs) when it was not counted:
+    the target's samples have no idle time, so they would say 100%."""
+    if bottleneck.from_proc_stat:
+        utilisation = bottleneck.utilisation
+        busy_pct = sum(c.busy_pct for c in utilisation) / len(utilisation)
+    elif bottleneck.target_only:
+        utilisation, busy_pct = [], None
+    else:
+        utilisation, busy_pct = p.cpu_stats(), p.busy_pct
     cpus = [{"cpu": c.cpu, "samples": c.samples, "busy_pct": round(c.busy_pct, 2), "saturated": c.saturated}
             for c in utilisation]
-    busy_pct = (sum(c.busy_pct for c in utilisation) / len(utilisation) if bottleneck.from_proc_stat
-                else p.busy_pct)  # only the target was sampled: the machine's utilisation, not its own
     return {
         "event": p.event, "events": p.events, "samples": p.samples, "busy_samples": p.busy_samples,
-        "busy_pct": round(busy_pct, 2), "duration_s": p.duration_s,
+        "busy_pct": None if busy_pct is None else round(busy_pct, 2), "duration_s": p.duration_s,
         "cpus": cpus,
         "bottleneck": {"kind": bottleneck.kind, "cpus": bottleneck.cpus, "note": bottleneck.note,
                        "scale": bottleneck.scale},

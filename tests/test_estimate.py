@@ -130,3 +130,24 @@ def test_scaling_an_estimate_scales_the_removed_fraction_not_the_gain():
     assert half.removed == pytest.approx(0.2) and half.gain_pct == pytest.approx(est.gain_pct(0.2))
     assert half.low_pct < half.gain_pct < half.high_pct < full.high_pct
     assert est.scaled(full, 1.0) is full
+
+
+def test_the_summary_of_a_target_only_recording_never_shows_the_targets_samples_as_utilisation():
+    """perf sampled only the target: its samples have no idle time. The summary's utilisation is
+    /proc/stat's when counted, else unknown (null, no CPUs), never the 100% the samples show."""
+    from advisor.analysis import analyze_evidence
+    from advisor.evidence import Evidence
+    from advisor.report import json_report
+
+    def summary(counters):
+        result = analyze_evidence(Evidence(TARGET_ONLY, None, counters, _scoped_meta(pid=7), "scoped", {}))
+        json_report.validate(result.data)
+        return result.data["profile"]
+
+    assert TARGET_ONLY.busy_pct == 100.0  # what the samples alone would say
+    unknown = summary(None)
+    assert unknown["busy_pct"] is None and unknown["cpus"] == [] and unknown["bottleneck"]["kind"] == "unknown"
+    counted = summary({"cpu_time_pct": {"idle": [5.0, 90.0]}, "sched": {"target_cpus_used": 0.5}})
+    assert counted["busy_pct"] == pytest.approx(52.5) and [c["busy_pct"] for c in counted["cpus"]] == [95.0, 10.0]
+    whole = analyze_evidence(Evidence(TARGET_ONLY, None, None, {}, "every-cpu", {})).data["profile"]
+    assert whole["busy_pct"] == 100.0  # a recording of every CPU: the samples are the utilisation

@@ -28,6 +28,7 @@ class Bottleneck:
     scale: float = 1.0  # the sampled part of the busy time (< 1 when perf sampled only the target)
     utilisation: list[CpuStat] = field(default_factory=list)  # per CPU, what the kind was decided on
     from_proc_stat: bool = False  # utilisation read from /proc/stat (the samples show only the target)
+    target_only: bool = False  # perf sampled only the target: the samples say nothing of utilisation
 
     def busy_cpus(self) -> float:
         """CPUs' worth of busy time on the bottleneck CPUs (all of them when none is singled out)."""
@@ -158,7 +159,7 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     if all(i is None for i in idle):
         return Bottleneck("unknown", None, f"perf sampled only the {who} and per-CPU utilisation was not "
                           "counted: shares are of the target's time, assumed to be the CPUs' busy time",
-                          "throughput")
+                          "throughput", target_only=True)
     away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
     busy = {c: max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away))  # an offline CPU has no figures
             for c, i in enumerate(idle) if i is not None}
@@ -171,8 +172,10 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
         scale = min(1.0, max(0.001, float(used) / busy_cpus))
         why = f"it ran {used:.2f} CPUs' worth of the {busy_cpus:.2f} busy: estimates x{scale:.2f}"
-    return classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
-                    scale, from_proc_stat=True)
+    bottleneck = classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
+                          scale, from_proc_stat=True)
+    bottleneck.target_only = True
+    return bottleneck
 
 
 def _numbers(values, length: int | None = None) -> list[float | None]:

@@ -85,7 +85,9 @@ def render(result) -> str:
 
 # ----------------------------------------------------------------------------- summary
 
-def _bar(value: float, scale: float = 1.5, hot: bool = False) -> str:
+def _bar(value: float | None, scale: float = 1.5, hot: bool = False) -> str:
+    if value is None:  # unknown: no bar
+        return ""
     return f'<span class="bar{" hot" if hot else ""}" style="width:{max(value, 0) * scale:.0f}px"></span>'
 
 
