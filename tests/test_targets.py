@@ -88,6 +88,15 @@ def test_cgroup_mounts_on_this_machine_and_a_v1_perf_event_layout(tmp_path):
         "31 25 0:27 / /sys/fs/cgroup/perf_event rw,relatime shared:10 - cgroup cgroup rw,perf_event\n"
         "garbage line\n")
     assert targets.cgroup_mounts(str(fake)) == ["/sys/fs/cgroup/perf_event"]
+    # a cgroup2 hierarchy (whatever this host mounts), with optional fields and an escaped space:
+    # it comes first, v1 perf_event after it
+    fake.write_text(
+        "31 25 0:27 / /sys/fs/cgroup/perf_event rw,relatime shared:10 - cgroup cgroup rw,perf_event\n"
+        "35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:11 master:3 - cgroup2 cgroup2 "
+        "rw,nsdelegate,memory_recursiveprot\n"
+        "36 35 0:31 / /mnt/my\\040cgroups rw,relatime - cgroup2 none rw\n"
+        "37 24 0:32 / /sys/fs/bpf rw,relatime - bpf bpf rw\n")
+    assert targets.cgroup_mounts(str(fake)) == ["/sys/fs/cgroup", "/mnt/my cgroups", "/sys/fs/cgroup/perf_event"]
     assert targets.cgroup_mounts(str(tmp_path / "absent")) == []
     with pytest.raises(UsageError, match="no cgroup2"):
         targets.resolve_cgroup("x", mounts=[])
