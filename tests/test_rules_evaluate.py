@@ -244,3 +244,21 @@ def test_the_recorded_target_is_the_program_a_code_change_touches_not_every_filt
     assert target_program(Evidence(profile, meta={"target": {"comm": "nginx"}})) == "nginx"
     assert target_program(Evidence(profile, meta={})) == "nginx,wrk"  # no recorded target: the filter
     assert target_program(Evidence(Profile(table([("nginx", 0, SERVE, 1)])), meta={})) is None
+
+
+def test_kernel_entries_cost_a_fraction_of_every_cpus_busy_time():
+    """200,000 entries/s machine-wide at 40-250 ns each over the busy time of every CPU (1.2 CPUs:
+    cpu0 saturated, cpu1 20% busy), from the samples or from /proc/stat alike; not over the
+    machine's average utilisation times the number of saturated CPUs (0.6 CPU, twice the share)."""
+    system = {"mitigations": {"meltdown": "Mitigation: PTI"}}
+    counters = {"syscalls": {"per_sec": 200_000}, "hardirqs": {"per_sec": 0}}
+    kernel = SYS + ";__x64_sys_recvfrom;tcp_recvmsg"
+    entries = [("nginx", 0, kernel, 100), ("nginx", 1, kernel, 20), ("swapper/1", 1, IDLE, 80)]
+    middle = 200_000 * (40 + 250) / 2 / 1.2e9
+    _, recs, _, _ = run(entries, system=system, counters=counters)
+    pti = recs["mitigation-pti"]
+    assert pti["model"] == "entry-rate" and pti["estimated_gain_pct"] == pytest.approx(gain_pct(middle), abs=0.01)
+    assert any("over 1.20 busy CPU-s per second" in e for e in pti["evidence"])
+    scoped = dict(counters, cpu_time_pct={"idle": [0.0, 80.0]}, sched={"target_cpus_used": 1.2})
+    _, recs, _, _ = run(entries[:2], system=system, counters=scoped, meta={"target": {"pid": 1, "scoped": True}})
+    assert recs["mitigation-pti"]["estimated_gain_pct"] == pytest.approx(gain_pct(middle), abs=0.01)

@@ -31,8 +31,8 @@ class Bottleneck:
     target_only: bool = False  # perf sampled only the target: the samples say nothing of utilisation
 
     def busy_cpus(self) -> float:
-        """CPUs' worth of busy time on the bottleneck CPUs (all of them when none is singled out)."""
-        return sum(c.busy_pct for c in self.utilisation if self.cpus is None or c.cpu in self.cpus) / 100.0
+        """CPUs' worth of busy time, every CPU counted (not only the bottleneck's)."""
+        return sum(c.busy_pct for c in self.utilisation) / 100.0
 
 
 def classify(utilisation: list[CpuStat], note: str = "", scale: float = 1.0,

@@ -228,11 +228,14 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
     _need_profile(rule, ev)
     if state.holds is None:
         raise _Skip("not_evaluated", f"mitigation state unknown: {state.detail}")
-    if bn.from_proc_stat:  # the samples hold only the target: the CPUs' busy time is /proc/stat's
+    # The entries are counted machine-wide (or for the target alone: then fewer than there were),
+    # so their cost is a fraction of every CPU's busy time, taken to be spread as that busy time
+    # is, and so the same fraction of the bottleneck CPUs'. Per-CPU busy time from the samples,
+    # or from /proc/stat when only the target was sampled; without CPU numbers, the machine's.
+    if bn.utilisation:
         busy_ns = bn.busy_cpus() * 1e9
     else:
-        ncpu = len(bn.cpus) if bn.cpus else (ev.cpu_count or 1)
-        busy_ns = ev.profile.busy_pct / 100.0 * ncpu * 1e9
+        busy_ns = ev.profile.busy_pct / 100.0 * (ev.cpu_count or 1) * 1e9
     if busy_ns <= 0:
         raise _Skip("not_evaluated", "no busy time recorded")
     lo_c, hi_c = rule.cost_ns_per_entry

@@ -57,9 +57,9 @@ def perf_script(perf: str, path: str | os.PathLike, inline: bool = True) -> "Spa
 
 class Spawned:
     """A program started with os.posix_spawn in its own session, stdin /dev/null, stdout a wide
-    pipe read by a `PolledPipe`, stderr a temporary file: the part of subprocess.Popen the readers use (pid, stdout,
-    stderr, poll, wait, returncode), so that advisor.proc stops it like any other child.
-    Raises OSError if it cannot start."""
+    pipe read by a `PolledPipe`, stderr a temporary file: the part of subprocess.Popen the
+    readers use (pid, stdout, stderr, poll, wait, returncode), so that advisor.proc stops it like
+    any other child. Raises OSError if it cannot start."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None):
         self.args = args
