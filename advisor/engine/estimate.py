@@ -40,7 +40,8 @@ def classify(utilisation: list[CpuStat], note: str = "", scale: float = 1.0,
     """Which CPUs limit throughput: the saturated ones, if any. `note` says where the figures
     come from; the kind and the CPUs are decided here, for every source alike."""
     listing = ", ".join(f"cpu{c.cpu} {c.busy_pct:.0f}%" for c in utilisation)
-    extra = dict(scale=scale, utilisation=list(utilisation), from_proc_stat=from_proc_stat)
+    extra = dict(scale=scale, utilisation=list(utilisation), from_proc_stat=from_proc_stat,
+                 target_only=from_proc_stat)  # /proc/stat is read when the samples hold only the target
     lead = f"{note}; " if note else ""
     sat = [c.cpu for c in utilisation if c.saturated]
     if len(sat) == len(utilisation):
@@ -172,10 +173,8 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
         scale = min(1.0, max(0.001, float(used) / busy_cpus))
         why = f"it ran {used:.2f} CPUs' worth of the {busy_cpus:.2f} busy: estimates x{scale:.2f}"
-    bottleneck = classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
-                          scale, from_proc_stat=True)
-    bottleneck.target_only = True
-    return bottleneck
+    return classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
+                    scale, from_proc_stat=True)
 
 
 def _numbers(values, length: int | None = None) -> list[float | None]:
