@@ -79,6 +79,8 @@ class Share:
 
 #: Columns of `Profile.rows`, one row per (comm, pid, tid, cpu, stack) of the analysed event.
 ROW_COLUMNS = ["stack", "comm", "pid", "tid", "cpu", "count", "weight", "idle", "selected"]
+#: Positions in a row tuple of the columns the shares read.
+_STACK, _COMM, _CPU, _COUNT, _WEIGHT = 0, 1, 4, 5, 6
 
 
 class CpuStat(NamedTuple):
@@ -154,9 +156,9 @@ class Profile:
             rows.append((idx, comm, key_pid, tid, cpu, count, weight, idle, selected))
         self._rows = rows
         self.samples = sum(r[5] for r in rows)
-        #: Busy rows of the selected processes, the population every share is taken over:
-        #: (stack, comm, cpu, count, weight).
-        self._busy = [(r[0], r[1], r[4], r[5], r[6]) for r in rows if not r[7] and r[8]]
+        #: Busy rows of the selected processes, the population every share is taken over (the
+        #: same tuples as the rows: with many distinct threads, copies cost ~25 MB per 300k rows).
+        self._busy = [r for r in rows if not r[7] and r[8]]
         self._totals_cache: dict[frozenset | None, tuple[float, int]] = {}
 
     # ----------------------------------------------------------------- idle and busy
@@ -179,7 +181,7 @@ class Profile:
 
     def busy_rows(self) -> list[tuple[int, str, int, int, int]]:
         """Busy rows of the selected processes, in table order: (stack, comm, cpu, count, weight)."""
-        return self._busy
+        return [(r[_STACK], r[_COMM], r[_CPU], r[_COUNT], r[_WEIGHT]) for r in self._busy]
 
     def selected_flags(self) -> list[bool]:
         """Whether each row (in table order) passes the --comm/--pid filters."""
@@ -257,9 +259,9 @@ class Profile:
         """stack index -> positions of its rows in the busy rows, ascending."""
         index: dict[int, list[int]] = {}
         for pos, row in enumerate(self._busy):
-            found = index.get(row[0])
+            found = index.get(row[_STACK])
             if found is None:
-                index[row[0]] = [pos]
+                index[row[_STACK]] = [pos]
             else:
                 found.append(pos)
         return index
@@ -269,8 +271,9 @@ class Profile:
         key = None if cpus is None else frozenset(cpus)
         totals = self._totals_cache.get(key)
         if totals is None:
-            rows = self._busy if key is None else [r for r in self._busy if r[2] in key]
-            totals = self._totals_cache[key] = (float(sum(r[4] for r in rows)), sum(r[3] for r in rows))
+            rows = self._busy if key is None else [r for r in self._busy if r[_CPU] in key]
+            totals = self._totals_cache[key] = (float(sum(r[_WEIGHT] for r in rows)),
+                                                sum(r[_COUNT] for r in rows))
         return totals
 
     def _match_stacks(self, target: SymbolFamily, under: SymbolFamily, exclude_below: SymbolFamily,
@@ -320,7 +323,7 @@ class Profile:
         positions = sorted(pos for stack in hit for pos in by_stack.get(stack, ()))
         busy, stacks = self._busy, self.stacks
         for pos in positions:
-            stack, comm, cpu, count, weight = busy[pos]
+            stack, comm, _pid, _tid, cpu, count, weight, _idle, _selected = busy[pos]
             if wanted is not None and cpu not in wanted:
                 continue
             if only is not None and not only.matches(comm):
@@ -338,11 +341,11 @@ class Profile:
         busy = self._busy
         if cpus is not None:
             wanted = set(cpus)
-            busy = [r for r in busy if r[2] in wanted]
+            busy = [r for r in busy if r[_CPU] in wanted]
         of_kind = [bool(f) and f[-1].kind == kind for f in self.stack_frames]
-        sel = [r for r in busy if of_kind[r[0]]]
-        return Share(float(sum(r[4] for r in sel)), float(sum(r[4] for r in busy)),
-                     sum(r[3] for r in sel), sum(r[3] for r in busy))
+        sel = [r for r in busy if of_kind[r[_STACK]]]
+        return Share(float(sum(r[_WEIGHT] for r in sel)), float(sum(r[_WEIGHT] for r in busy)),
+                     sum(r[_COUNT] for r in sel), sum(r[_COUNT] for r in busy))
 
     @property
     def has_kernel_frames(self) -> bool:
@@ -358,15 +361,16 @@ class Profile:
         """[weight, samples] of the busy rows summed by some of their columns (0 stack, 1 comm,
         2 cpu): keyed by that column's value, or by the tuple of the values of several; in the
         order of first appearance."""
+        at = [(_STACK, _COMM, _CPU)[c] for c in columns]
         acc: dict = {}
         for row in self._busy:
-            key = row[columns[0]] if len(columns) == 1 else tuple(row[c] for c in columns)
+            key = row[at[0]] if len(at) == 1 else tuple(row[c] for c in at)
             a = acc.get(key)
             if a is None:
-                acc[key] = [row[4], row[3]]
+                acc[key] = [row[_WEIGHT], row[_COUNT]]
             else:
-                a[0] += row[4]
-                a[1] += row[3]
+                a[0] += row[_WEIGHT]
+                a[1] += row[_COUNT]
         return acc
 
     @cached_property

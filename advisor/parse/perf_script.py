@@ -786,17 +786,25 @@ class _Parser:
         self.table.warn(kind, f"{self.source}:{lineno}: {message}")
 
     def flush_into_table(self) -> None:
+        """The aggregates into the table, at the end of the input. The caches go first and each
+        aggregate as it is moved, so that they are not held next to the table they become (with
+        many distinct threads, the peak of a parse was here)."""
+        for cache in (self.frame_cache, self.block_cache, self.tail_cache, self.symbol_cache,
+                      self.head_cache, self.head_ids, self.stack_ids):
+            cache.clear()
         table = self.table
         stacks = self.stacks
         for event, has in self.has_period.items():
             table.has_period.setdefault(event, has)
         heads = self.heads
-        for (hid, sid), (count, weight) in self.agg.items():
+        items = list(self.agg.items())  # in their order: the table keeps first-seen order
+        self.agg = {}
+        for i, ((hid, sid), (count, weight)) in enumerate(items):
+            items[i] = None  # freed as it is moved
             event, comm, pid, tid, cpu = heads[hid]
             key = StackKey(event, comm, int(pid) if pid else -1, int(tid),
                            int(cpu) if cpu else -1, stacks[sid])
             table.add(key, count, weight)
-        self.agg = {}
         if self.time_min is not None:
             table.see_time(self.time_min)
             table.see_time(self.time_max)
