@@ -126,10 +126,15 @@ def test_scoped_bottleneck_without_counters_says_it_assumes_the_target_is_all_th
 
 def test_scaling_an_estimate_scales_the_removed_fraction_not_the_gain():
     full = est.from_share(0.4, 5000, 1.0, (0.8, 1.0), "high")
-    half = est.scaled(full, 0.5)
+    half = est.from_share(0.4, 5000, 1.0, (0.8, 1.0), "high", scale=0.5)
     assert half.removed == pytest.approx(0.2) and half.gain_pct == pytest.approx(est.gain_pct(0.2))
-    assert half.low_pct < half.gain_pct < half.high_pct < full.high_pct
-    assert est.scaled(full, 1.0) is full
+    assert half.share == pytest.approx(0.2) and half.low_pct < half.gain_pct < half.high_pct < full.high_pct
+    # the cap on the removed fraction applies to the CPUs' time, after the scale, not before it
+    whole = est.from_share(0.99, 5000, 1.0, (1.0, 1.0), "high", scale=0.5)
+    assert whole.removed == pytest.approx(0.495) and whole.gain_pct == pytest.approx(est.gain_pct(0.495))
+    removed = est.from_removed((0.1, 0.2, 0.3), 0.2, "low", "kernel-share", scale=0.5)
+    assert (removed.removed, removed.share) == (pytest.approx(0.1), pytest.approx(0.1))
+    assert removed.high_pct == pytest.approx(est.gain_pct(0.15))
 
 
 def test_the_summary_of_a_target_only_recording_never_shows_the_targets_samples_as_utilisation():

@@ -262,3 +262,26 @@ def test_kernel_entries_cost_a_fraction_of_every_cpus_busy_time():
     scoped = dict(counters, cpu_time_pct={"idle": [0.0, 80.0]}, sched={"target_cpus_used": 1.2})
     _, recs, _, _ = run(entries[:2], system=system, counters=scoped, meta={"target": {"pid": 1, "scoped": True}})
     assert recs["mitigation-pti"]["estimated_gain_pct"] == pytest.approx(gain_pct(middle), abs=0.01)
+
+
+def test_a_target_only_recording_is_held_to_the_threshold_over_the_cpus_busy_time():
+    """netfilter at 2% of the target's time, the target running 40% of the CPUs' busy time: 0.8%
+    of it, below the rule's 1% threshold, as a recording of every CPU would have shown it; at 18%
+    (7.2% of the CPUs') it is reported, its matched frames as shares of the CPUs' busy time."""
+    nf = PATHOLOGIES["netfilter"][0]
+    counters = {"cpu_time_pct": {"idle": [0.0, 0.0]}, "sched": {"target_cpus_used": 0.8}}
+    meta = {"target": {"pid": 1, "scoped": True}}
+    assert load_rules_by_id()["netfilter"].min_share_pct == 1.0
+    _, recs, clean, _ = run(two_busy_cpus(nf, 2), counters=counters, meta=meta)
+    assert "netfilter" not in recs and "0.80% of busy time" in clean["netfilter"]
+    assert "2.00% of the target's, which ran 40% of it" in clean["netfilter"]
+    _, whole, _, _ = run(two_busy_cpus(nf, 2))
+    assert "netfilter" in whole  # every CPU sampled: 2% of the busy time, above the threshold
+    _, recs, _, _ = run(two_busy_cpus(nf, 18), counters=counters, meta=meta)
+    rec = recs["netfilter"]
+    assert rec["share_pct"] == pytest.approx(7.2, abs=0.05)
+    assert sum(m["share_pct"] for m in rec["matched"]) == pytest.approx(7.2, abs=0.1)
+
+
+def load_rules_by_id():
+    return {r.id: r for r in load_rules()}

@@ -101,19 +101,22 @@ class Estimate:
 
 
 def from_share(s: float, n: int, removable: float, removable_range: tuple[float, float],
-               confidence: str, model: str = "share") -> Estimate:
+               confidence: str, model: str = "share", scale: float = 1.0) -> Estimate:
+    """`s`: the matched share of the sampled busy time, over `n` samples; `scale`: the sampled
+    part of the bottleneck's busy time (below 1 when perf sampled only the target)."""
     lo_s, hi_s = share_interval(s, n)
     return Estimate(
-        share=s, removed=s * removable, gain_pct=gain_pct(s * removable),
-        low_pct=gain_pct(lo_s * removable_range[0]), high_pct=gain_pct(hi_s * removable_range[1]),
-        confidence=confidence, model=model)
+        share=s * scale, removed=s * removable * scale, gain_pct=gain_pct(s * removable * scale),
+        low_pct=gain_pct(lo_s * removable_range[0] * scale),
+        high_pct=gain_pct(hi_s * removable_range[1] * scale), confidence=confidence, model=model)
 
 
 def from_removed(removed: tuple[float, float, float], share: float, confidence: str,
-                 model: str) -> Estimate:
-    """For models that estimate the removed fraction directly (low, mid, high)."""
-    lo, mid, hi = removed
-    return Estimate(share=share, removed=mid, gain_pct=gain_pct(mid), low_pct=gain_pct(lo),
+                 model: str, scale: float = 1.0) -> Estimate:
+    """For models that estimate the removed fraction directly (low, mid, high); `scale` as in
+    from_share."""
+    lo, mid, hi = (r * scale for r in removed)
+    return Estimate(share=share * scale, removed=mid, gain_pct=gain_pct(mid), low_pct=gain_pct(lo),
                     high_pct=gain_pct(hi), confidence=confidence, model=model)
 
 
@@ -184,16 +187,3 @@ def _numbers(values, length: int | None = None) -> list[float | None]:
         values = []
     numbers = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values]
     return numbers if length is None else (numbers + [None] * length)[:length]
-
-
-def scaled(est: Estimate, scale: float) -> Estimate:
-    """The same estimate when only `scale` of the bottleneck's busy time was sampled."""
-    if scale >= 1.0:
-        return est
-
-    def rescale(gain: float) -> float:
-        return gain_pct(scale * (1.0 - 1.0 / (1.0 + gain / 100.0)))
-
-    return Estimate(share=est.share * scale, removed=est.removed * scale, gain_pct=rescale(est.gain_pct),
-                    low_pct=rescale(est.low_pct), high_pct=rescale(est.high_pct),
-                    confidence=est.confidence, model=est.model)

@@ -18,7 +18,7 @@ from ..profile import SPARE_PCT
 from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
-                       rank_key, sample_confidence, scaled, scoped_bottleneck, tier)
+                       rank_key, sample_confidence, scoped_bottleneck, tier)
 from .rules import Rule
 
 
@@ -98,9 +98,11 @@ def _need_profile(rule: Rule, ev: Evidence, kernel: bool | None = None) -> None:
                     "`perf record -a -g` and readable kernel symbols, kernel.kptr_restrict=0)")
 
 
-def _matched_list(share, limit: int = 6) -> list[dict]:
+def _matched_list(share, limit: int = 6, scale: float = 1.0) -> list[dict]:
+    """The top matched frames, each a share of the bottleneck's busy time (`scale`: the sampled
+    part of it, below 1 when perf sampled only the target)."""
     total = share.busy_weight or 1.0
-    return [{"symbol": sym, "share_pct": round(100.0 * w / total, 2)}
+    return [{"symbol": sym, "share_pct": round(100.0 * w * scale / total, 2)}
             for sym, w in share.symbols.most_common(limit)]
 
 
@@ -128,7 +130,7 @@ def _model_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, count
     share = ev.profile.share(rule.symbols, rule.under, rule.exclude_below, rule.mode, bn.cpus,
                              comms=target)
     out = Outcome(rule, "recommend", evidence=_share_evidence(rule, share, bn),
-                  matched=_matched_list(share))
+                  matched=_matched_list(share, scale=bn.scale))
     if rule.scope == "target":
         out.evidence.append(f"counted only in the target program {target!r} (the remedy changes its code)"
                             if target else "no target program named (--comm or the bundle's target): "
@@ -139,28 +141,30 @@ def _model_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, count
                     "the feature is compiled out, or renamed (then add the new names to the rule)")
     contradicted = [f"{name}: {v.detail}" for name, v in (("system state", state), ("counters", counters))
                     if v.holds is False]
-    if share.pct < rule.min_share_pct:
-        reason = (f"{share.pct:.2f}% of busy time ({share.samples} samples), below the "
-                  f"{rule.min_share_pct}% threshold")
-        raise _Skip("clean", "; ".join([reason, *contradicted]), share.pct)
+    pct = share.pct * bn.scale  # of the CPUs' busy time, also when perf sampled only the target
+    if pct < rule.min_share_pct:
+        reason = f"{pct:.2f}% of busy time ({share.samples} samples)"
+        if bn.scale < 1.0:
+            reason += f": {share.pct:.2f}% of the target's, which ran {100 * bn.scale:.0f}% of it"
+        raise _Skip("clean", "; ".join([f"{reason}, below the {rule.min_share_pct}% threshold",
+                                        *contradicted]), pct)
     conf = sample_confidence(share.samples, state.holds is True or not rule.state)
     if contradicted:
         conf = "low" if conf != "high" else "medium"
         out.evidence.append("the samples show this cost although " + "; ".join(contradicted)
                             + " (state is read in one network namespace or process set; samples cover all)")
-    out.estimate = _of_whole_cpus(from_share(share.fraction, share.busy_samples, rule.removable,
-                                             rule.removable_range, conf), bn, out.evidence)
+    out.estimate = from_share(share.fraction, share.busy_samples, rule.removable, rule.removable_range,
+                              conf, scale=bn.scale)
+    _say_scaled(bn, out.evidence)
     return out
 
 
-def _of_whole_cpus(est: Estimate, bn: Bottleneck, evidence: list[str]) -> Estimate:
-    """A fraction of the sampled time, as a gain of the whole CPUs: scaled down (and said) when
-    perf sampled only the target, part of their busy time."""
-    if bn.scale >= 1.0:
-        return est
-    evidence.append(f"perf sampled only the target, {100 * bn.scale:.0f}% of the busy time: "
-                    "the estimate is scaled to the whole CPUs")
-    return scaled(est, bn.scale)
+def _say_scaled(bn: Bottleneck, evidence: list[str]) -> None:
+    """When perf sampled only the target, part of the CPUs' busy time, the shares above are of
+    the target's time and the estimate is of the whole CPUs: say so."""
+    if bn.scale < 1.0:
+        evidence.append(f"perf sampled only the target, {100 * bn.scale:.0f}% of the busy time: "
+                        "the estimate is scaled to the whole CPUs")
 
 
 def _direct_frames(rule: Rule, ev: Evidence, bn: Bottleneck):
@@ -200,9 +204,10 @@ def _model_kind_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict,
     # The central figure is the conservative end: a diffuse cost is a model, not a measurement,
     # and must not outrank measured findings on a guess. The range shows how large it may be.
     removed = (floor, max(floor, k * lo_f), max(floor, k * hi_f))
-    est = _of_whole_cpus(from_removed(removed, removed[1], "low", rule.model), bn, evidence)
+    est = from_removed(removed, removed[1], "low", rule.model, scale=bn.scale)
+    _say_scaled(bn, evidence)
     return Outcome(rule, "recommend", estimate=est, evidence=evidence,
-                   matched=_matched_list(direct) if direct is not None else [])
+                   matched=_matched_list(direct, scale=bn.scale) if direct is not None else [])
 
 
 def _rate(counters: dict, path: str) -> float | None:
