@@ -99,7 +99,8 @@ def test_scoped_bottleneck_takes_utilisation_from_proc_stat_and_scales_by_the_ta
     assert "cgroup system.slice/nginx.service" in bn.note and "cpu0 97%" in bn.note
     half_idle = {"cpu_time_pct": {"idle": [5.0, 90.0]}, "sched": {"target_cpus_used": 0.5}}
     bn = est.scoped_bottleneck(_scoped_meta(pid=42), half_idle, TARGET_ONLY)
-    assert bn.kind == "some-saturated" and bn.cpus == [0] and bn.scale == pytest.approx(0.5 / 1.05, abs=1e-3)
+    # the shares are over the saturated cpu0, where the target ran all its samples: 0.5 of 0.95
+    assert bn.kind == "some-saturated" and bn.cpus == [0] and bn.scale == pytest.approx(0.5 / 0.95, abs=1e-3)
     assert bn.from_proc_stat and [(c.cpu, c.samples, c.saturated) for c in bn.utilisation] == \
         [(0, 50, True), (1, 0, False)]  # samples per CPU from the profile, busy from /proc/stat
     quiet = {"cpu_time_pct": {"idle": [70.0, 80.0]}, "sched": {"target_cpus_used": 0.5}}
@@ -114,7 +115,7 @@ def test_an_offline_cpu_in_the_middle_is_left_out_not_the_whole_utilisation():
     bn = est.scoped_bottleneck(_scoped_meta(pid=42), counters, TARGET_ONLY)
     assert bn.kind == "some-saturated" and bn.cpus == [0]
     assert [(c.cpu, round(c.busy_pct)) for c in bn.utilisation] == [(0, 99), (2, 40)]
-    assert bn.scale == pytest.approx(0.9 / 1.39, abs=1e-3)
+    assert bn.scale == pytest.approx(0.9 / 0.99, abs=1e-3)  # over cpu0, where the target's samples are
 
 
 def test_scoped_bottleneck_without_counters_says_it_assumes_the_target_is_all_the_busy_time():
@@ -156,3 +157,15 @@ def test_the_summary_of_a_target_only_recording_never_shows_the_targets_samples_
     assert counted["busy_pct"] == pytest.approx(52.5) and [c["busy_pct"] for c in counted["cpus"]] == [95.0, 10.0]
     whole = analyze_evidence(Evidence(TARGET_ONLY, None, None, {}, "every-cpu", {})).data["profile"]
     assert whole["busy_pct"] == 100.0  # a recording of every CPU: the samples are the utilisation
+
+
+def test_the_scale_is_taken_on_the_saturated_cpus_with_the_targets_time_there():
+    """cpu0 saturated by the target, cpu1 60% busy with other work and a little of the target's:
+    the shares are over cpu0, so is the scale: the target's time there (its 0.9 CPUs x 80% of its
+    samples) over cpu0's busy time, not its whole time over both CPUs' (0.9 / 1.6)."""
+    profile = Profile(table([("nginx", 0, SERVE, 80), ("nginx", 1, SERVE, 20)]))
+    counters = {"cpu_time_pct": {"idle": [0.0, 40.0]}, "sched": {"target_cpus_used": 0.9}}
+    bn = est.scoped_bottleneck(_scoped_meta(pid=42), counters, profile)
+    assert bn.kind == "some-saturated" and bn.cpus == [0]
+    assert bn.scale == pytest.approx(0.9 * 0.8 / 1.0, abs=1e-3)
+    assert "on CPUs 0" in bn.note and "x0.72" in bn.note

@@ -150,8 +150,10 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     Such a profile has no idle samples and none of the other processes, so per-CPU utilisation
     comes from /proc/stat (counters `cpu_time_pct`: not idle, iowait or steal), and `scale` is the
     target's part of the busy time (schedstat `target_cpus_used` over the busy CPUs): removing a
-    fraction x of the target's time removes x·scale of the CPUs'. Time spent for the target
-    outside its own threads (softirqs charged to other tasks, ksoftirqd) is in neither figure.
+    fraction x of the target's time removes x·scale of the CPUs'. When only some CPUs are
+    saturated, both are taken on those: the target's time there in proportion to its samples
+    there. Time spent for the target outside its own threads (softirqs charged to other tasks,
+    ksoftirqd) is in neither figure.
     """
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     if not target.get("scoped"):
@@ -171,11 +173,18 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     utilisation = [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
     sched = counters.get("sched") if isinstance(counters.get("sched"), dict) else {}
     used = sched.get("target_cpus_used")
-    busy_cpus = sum(busy.values()) / 100.0
+    # The scale is over the CPUs the shares are taken on: the saturated ones when only some are
+    # (as classify decides), with the target's time on them in proportion to its samples there.
+    saturated = [c.cpu for c in utilisation if c.saturated]
+    cpus = saturated if saturated and len(saturated) < len(utilisation) else list(busy)
+    busy_cpus = sum(busy[c] for c in cpus) / 100.0
+    samples = sum(sampled.values())
     scale, why = 1.0, "its CPU time was not counted: assumed to be all of the busy time"
-    if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
-        scale = min(1.0, max(0.001, float(used) / busy_cpus))
-        why = f"it ran {used:.2f} CPUs' worth of the {busy_cpus:.2f} busy: estimates x{scale:.2f}"
+    if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0 and samples:
+        there = float(used) * sum(sampled.get(c, 0) for c in cpus) / samples
+        scale = min(1.0, max(0.001, there / busy_cpus))
+        where = "" if len(cpus) == len(busy) else f" on CPUs {_cpulist(cpus)}"
+        why = f"it ran {there:.2f} CPUs' worth of the {busy_cpus:.2f} busy{where}: estimates x{scale:.2f}"
     return classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
                     scale, from_proc_stat=True)
 
