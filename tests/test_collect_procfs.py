@@ -149,7 +149,7 @@ def test_send_and_recv_are_not_counted_in_syscr_syscw():
 
 @needs_two_cpus
 def test_a_task_bouncing_between_cpus_migrates():
-    flipper = start(CPU_FLIPPER, "2.5")
+    flipper = start(CPU_FLIPPER, "4")  # alive through both windows, also on a loaded machine
     try:
         target, _, _, _ = window([flipper.pid])
         system, _, status, _ = window(None)
