@@ -37,6 +37,7 @@ class Run:
     seconds: float  # wall clock
     rss_mib: float  # peak resident set of the child (ru_maxrss)
     stdout: bytes = b""
+    cpu_seconds: float = 0.0  # user + system time of the child and the children it waited for
 
 
 def run_child(cmd: list[str], *, stdout=subprocess.DEVNULL, timeout: float = 1800,
@@ -58,7 +59,8 @@ def run_child(cmd: list[str], *, stdout=subprocess.DEVNULL, timeout: float = 180
             message = err.read()[-2000:].decode(errors="replace")
             raise RuntimeError(f"{cmd[:4]}... exited {code}: {message}")
         out.seek(0)
-        return Run(seconds, rusage.ru_maxrss / 1024, out.read() if capture else b"")
+        return Run(seconds, rusage.ru_maxrss / 1024, out.read() if capture else b"",
+                   rusage.ru_utime + rusage.ru_stime)
 
 
 def _wait4(proc: subprocess.Popen, timeout: float):
