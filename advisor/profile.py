@@ -361,6 +361,8 @@ class Profile:
         """[weight, samples] of the busy rows summed by some of their columns (0 stack, 1 comm,
         2 cpu): keyed by that column's value, or by the tuple of the values of several; in the
         order of first appearance."""
+        if not columns:
+            raise TypeError("busy_sums_by needs at least one column (0 stack, 1 comm, 2 cpu)")
         at = [(_STACK, _COMM, _CPU)[c] for c in columns]
         acc: dict = {}
         for row in self._busy:

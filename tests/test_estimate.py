@@ -169,3 +169,12 @@ def test_the_scale_is_taken_on_the_saturated_cpus_with_the_targets_time_there():
     assert bn.kind == "some-saturated" and bn.cpus == [0]
     assert bn.scale == pytest.approx(0.9 * 0.8 / 1.0, abs=1e-3)
     assert "on CPUs 0" in bn.note and "x0.72" in bn.note
+
+
+def test_the_scale_of_samples_without_cpu_numbers_is_the_targets_whole_time():
+    """perf -p without the CPU field: the samples say nothing of where the target ran, so its
+    whole time is taken (0.8 CPUs of 2 busy: x0.4), not assumed to be all of the busy time."""
+    no_cpu = Profile(table([("nginx", -1, SERVE, 30)]))
+    counters = {"cpu_time_pct": {"idle": [0.0, 0.0]}, "sched": {"target_cpus_used": 0.8}}
+    bn = est.scoped_bottleneck(_scoped_meta(pid=42), counters, no_cpu)
+    assert bn.scale == pytest.approx(0.4) and "not counted" not in bn.note

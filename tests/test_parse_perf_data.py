@@ -194,10 +194,12 @@ def test_the_polled_pipe_hands_out_what_is_there_and_ends_at_end_of_file():
     assert proc.stdout.read1(1 << 16) == b"first"
     assert time.monotonic() - started < 1.2  # did not wait for the rest
     assert proc.stdout.read(1 << 16) == b"second"  # waited for it (the pipe was empty)
-    assert proc.stdout.read() == b"" and proc.stdout.read1(10) == b""
+    assert proc.stdout.read() == b"" and proc.stdout.read1(10) == b"" and proc.stdout.read(None) == b""
     assert proc.wait(timeout=10) == 0
     proc.stdout.close()
     assert proc.stdout.closed
+    with pytest.raises(ValueError):  # as a closed file: never a read of a descriptor reused since
+        proc.stdout.read1(10)
     proc.stderr.close()
 
 

@@ -281,6 +281,7 @@ def test_a_target_only_recording_is_held_to_the_threshold_over_the_cpus_busy_tim
     rec = recs["netfilter"]
     assert rec["share_pct"] == pytest.approx(7.2, abs=0.05)
     assert sum(m["share_pct"] for m in rec["matched"]) == pytest.approx(7.2, abs=0.1)
+    assert any("7.2% of busy time" in e and "(18.0% of the target's)" in e for e in rec["evidence"])
 
 
 def load_rules_by_id():

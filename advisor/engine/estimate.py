@@ -180,8 +180,10 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     busy_cpus = sum(busy[c] for c in cpus) / 100.0
     samples = sum(sampled.values())
     scale, why = 1.0, "its CPU time was not counted: assumed to be all of the busy time"
-    if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0 and samples:
-        there = float(used) * sum(sampled.get(c, 0) for c in cpus) / samples
+    if isinstance(used, (int, float)) and not isinstance(used, bool) and busy_cpus > 0:
+        there = float(used)  # every CPU, or samples without CPU numbers: all of its time
+        if len(cpus) < len(busy) and samples:
+            there *= sum(sampled.get(c, 0) for c in cpus) / samples
         scale = min(1.0, max(0.001, there / busy_cpus))
         where = "" if len(cpus) == len(busy) else f" on CPUs {_cpulist(cpus)}"
         why = f"it ran {there:.2f} CPUs' worth of the {busy_cpus:.2f} busy{where}: estimates x{scale:.2f}"

@@ -108,10 +108,12 @@ def _matched_list(share, limit: int = 6, scale: float = 1.0) -> list[dict]:
 
 def _share_evidence(rule: Rule, share, bottleneck: Bottleneck) -> list[str]:
     where = "on saturated CPUs " + ",".join(map(str, bottleneck.cpus)) if bottleneck.cpus else ""
-    lines = [f"{rule.symbols.patterns[0]} family: {share.pct:.1f}% of busy time {where}"
-             f"({share.samples} of {share.busy_samples} busy samples)".replace("  ", " ")]
+    of_target = f" ({share.pct:.1f}% of the target's)" if bottleneck.scale < 1.0 else ""
+    lines = [f"{rule.symbols.patterns[0]} family: {share.pct * bottleneck.scale:.1f}% of busy time {where}"
+             f"({share.samples} of {share.busy_samples} busy samples){of_target}".replace("  ", " ")]
     if share.symbols:
-        tops = ", ".join(f"{m['symbol']} {m['share_pct']:.1f}%" for m in _matched_list(share, 4))
+        tops = ", ".join(f"{m['symbol']} {m['share_pct']:.1f}%"
+                         for m in _matched_list(share, 4, bottleneck.scale))
         lines.append(f"matched frames: {tops}")
     if rule.under:
         lines.append(f"counted only under {', '.join(rule.under.patterns)}")
@@ -197,7 +199,8 @@ def _model_kind_share(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict,
     lo_f, hi_f = rule.fraction
     k = p.kind_share(kind, bn.cpus).fraction
     floor = direct.fraction if direct is not None else 0.0
-    evidence.append(f"{kind} share of busy time: {_pct(k)}; modelled as {_pct(lo_f)}-{_pct(hi_f)} "
+    of = "the target's busy time" if bn.scale < 1.0 else "busy time"
+    evidence.append(f"{kind} share of {of}: {_pct(k)}; modelled as {_pct(lo_f)}-{_pct(hi_f)} "
                     f"of {kind} time (a diffuse cost, barely visible as samples)")
     if direct is not None and direct.samples:
         evidence.append(f"directly visible in its own frames: {direct.pct:.2f}% of busy time")
@@ -237,10 +240,14 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
     # so their cost is a fraction of every CPU's busy time, taken to be spread as that busy time
     # is, and so the same fraction of the bottleneck CPUs'. Per-CPU busy time from the samples,
     # or from /proc/stat when only the target was sampled; without CPU numbers, the machine's.
+    assumed = []
     if bn.utilisation:
         busy_ns = bn.busy_cpus() * 1e9
     else:
         busy_ns = ev.profile.busy_pct / 100.0 * (ev.cpu_count or 1) * 1e9
+        if bn.target_only:  # its samples have no idle time: every CPU counts as busy
+            assumed = ["per-CPU utilisation was not counted: every CPU is taken as busy, so the "
+                       "estimate is at its lowest"]
     if busy_ns <= 0:
         raise _Skip("not_evaluated", "no busy time recorded")
     lo_c, hi_c = rule.cost_ns_per_entry
@@ -248,7 +255,7 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
     est = from_removed(removed, removed[1], "low", rule.model)
     evidence = [f"mitigation active: {state.detail}",
                 f"{entries:,.0f} kernel entries/s (syscalls + hard interrupts) at "
-                f"{lo_c:.0f}-{hi_c:.0f} ns each over {busy_ns / 1e9:.2f} busy CPU-s per second"]
+                f"{lo_c:.0f}-{hi_c:.0f} ns each over {busy_ns / 1e9:.2f} busy CPU-s per second", *assumed]
     return Outcome(rule, "recommend", estimate=est, evidence=evidence)
 
 

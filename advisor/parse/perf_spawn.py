@@ -125,23 +125,36 @@ class PolledPipe:
         self._fd = fd
         self.closed = False
 
+    def readable(self) -> bool:
+        return True
+
     def fileno(self) -> int:
+        self._check_open()
         return self._fd
 
-    def read1(self, size: int = 1 << 16) -> bytes:
+    def read1(self, size: int | None = 1 << 16) -> bytes:
+        self._check_open()
+        if size is None or size < 0:
+            size = PIPE_BYTES
         while True:
             try:
                 return os.read(self._fd, size)
             except BlockingIOError:
                 time.sleep(POLL_SECONDS)
 
-    def read(self, size: int = -1) -> bytes:
-        if size >= 0:
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes, what is there (as read1); all of it to end of file when `size` is
+        None or negative."""
+        if size is not None and size >= 0:
             return self.read1(size)
         chunks = []
         while chunk := self.read1(PIPE_BYTES):
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("read of a closed pipe")  # as a file object says: never a reused fd
 
     def close(self) -> None:
         if not self.closed:
