@@ -130,12 +130,12 @@ class Profile:
         self.source = table.source
         self.events = sorted(table.events)
         self.filters = {"comm": comm, "pid": pid}
-        comm_match = comm_family(comm) if comm else None
+        self._comm_match = comm_family(comm) if comm else None
         stack_index: dict[tuple, int] = {}
         self.stacks: list[tuple[str, ...]] = []  # symbol tuples, root first
         self.stack_frames: list[tuple] = []  # Frame tuples, same order
         idle_of: dict[tuple, bool] = {}  # (comm is swapper, stack) -> idle
-        rows = []  # ROW_COLUMNS tuples, in the table's order (export.selected_table relies on it)
+        rows = []  # ROW_COLUMNS tuples, in the table's order
         for (event, comm, key_pid, tid, cpu, frames), (count, weight) in table.rows.items():
             if event != self.event:
                 continue
@@ -148,12 +148,8 @@ class Profile:
             idle = idle_of.get((swapper, idx))
             if idle is None:
                 idle = idle_of[(swapper, idx)] = self._is_idle(comm, self.stacks[idx])
-            selected = True
-            if comm_match is not None and not comm_match.matches(comm):
-                selected = False
-            if pid is not None and not (key_pid == pid or (key_pid == -1 and tid == pid)):
-                selected = False
-            rows.append((idx, comm, key_pid, tid, cpu, count, weight, idle, selected))
+            rows.append((idx, comm, key_pid, tid, cpu, count, weight, idle,
+                         self.selects(comm, key_pid, tid)))
         self._rows = rows
         self.samples = sum(r[5] for r in rows)
         #: Busy rows of the selected processes, the population every share is taken over (the
@@ -183,9 +179,13 @@ class Profile:
         """Busy rows of the selected processes, in table order: (stack, comm, cpu, count, weight)."""
         return [(r[_STACK], r[_COMM], r[_CPU], r[_COUNT], r[_WEIGHT]) for r in self._busy]
 
-    def selected_flags(self) -> list[bool]:
-        """Whether each row (in table order) passes the --comm/--pid filters."""
-        return [r[8] for r in self._rows]
+    def selects(self, comm: str, pid: int, tid: int) -> bool:
+        """Whether a row of this process passes the --comm/--pid filters (a row without a PID,
+        from a recording without it, is matched by its TID)."""
+        if self._comm_match is not None and not self._comm_match.matches(comm):
+            return False
+        wanted = self.filters["pid"]
+        return wanted is None or pid == wanted or (pid == -1 and tid == wanted)
 
     @property
     def busy_samples(self) -> int:

@@ -63,6 +63,13 @@ def test_folded_keeps_the_profile_filters():
     assert lines and all(line.startswith("nginx;") or line.startswith("nginx ") for line in lines)
     selected = nginx.rows[nginx.rows["selected"]]
     assert sum(int(line.rsplit(" ", 1)[1]) for line in lines) == selected["weight"].sum()
+    # and --pid: only that process's rows (each export row is one of the table's keys)
+    pid = int(nginx.rows.loc[nginx.rows["comm"] == "nginx", "pid"].iloc[0])
+    one = load(NETFILTER, pid=pid).profile
+    table = export.selected_table(one)
+    assert table.rows and {k.pid for k in table.rows} == {pid}
+    rows = one.rows
+    assert sum(w for _, w in table.rows.values()) == rows[rows["pid"] == pid]["weight"].sum()
 
 
 def test_speedscope_matches_the_file_format(profile):

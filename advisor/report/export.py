@@ -32,20 +32,11 @@ def render(profile, kind: str) -> str:
 
 
 def selected_table(profile) -> StackTable:
-    """The profile's event and selected rows only, as a table of their own.
-
-    `Profile.selected_flags()` follows the table's rows of its event in the table's order, which
-    is what lets the two be zipped here.
-    """
-    keys = [key for key in profile.table.rows if key.event == profile.event]
-    selected = profile.selected_flags()
-    if len(keys) != len(selected):  # a Profile built some other way: never export the wrong rows
-        raise AssertionError("profile rows do not line up with its table")
+    """The profile's event and selected rows only, as a table of their own."""
     table = StackTable(profile.table.source)
     has_period = profile.table.has_period.get(profile.event, False)
-    for key, keep in zip(keys, selected):
-        if keep:
-            count, weight = profile.table.rows[key]
+    for key, (count, weight) in profile.table.rows.items():
+        if key.event == profile.event and profile.selects(key.comm, key.pid, key.tid):
             table.add(key, count, weight if has_period else 0)
     return table
 
