@@ -254,14 +254,18 @@ def test_a_sample_seen_before_with_a_time_that_is_none_reads_as_without_caches(t
                                    "\tfff2 main (/x)", "\t0x12 main (/x)", "\t12:34 main (/x)",
                                    "\t\u0661\u0662 main (/x)"])
 @pytest.mark.parametrize("keep_addrs", [False, True])
-def test_a_frame_line_known_by_its_text_after_the_address_reads_as_the_regex_reads_it(other, keep_addrs):
-    """A frame line whose text after the address was seen before reads as the regex reads it:
-    only an indented line with a hex address, one space and that text is the same frame."""
+def test_frame_lines_that_differ_from_one_seen_before_read_as_without_caches(other, keep_addrs):
+    """A frame line that differs from one read before only in its address, its indentation or
+    its spacing (or is no frame line at all) reads as the caches were empty: `[unknown]` frames
+    keep their addresses apart with keep_addrs."""
     lines = ["\tffff main (/x)", other, "\tffff [unknown] ([unknown])", "\tfff3 [unknown] ([unknown])"]
     data = "".join(f"nginx 1/1 [000] {i}.5: 1 cpu-clock: \n{line}\n\n"
                    for i, line in enumerate(lines * 2)).encode()
     read = lambda: perf_script.read(io.BytesIO(data), "rest.txt", keep_addrs=keep_addrs)
-    assert outcome(read) == without_caches(read)
+    cached = outcome(read)
+    assert cached == without_caches(read)
+    unknown = {f.symbol for key in cached[1] for f in key.frames if f.symbol.startswith("[unknown")}
+    assert unknown == ({"[unknown <ffff>]", "[unknown <fff3>]"} if keep_addrs else {"[unknown]"})
 
 
 @FEW

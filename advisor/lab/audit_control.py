@@ -11,7 +11,8 @@ delete, only ours.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple
 
 from ..collect.probes.audit import AUDIT_LIST_RULES, STATUS, netlink_messages, netlink_status
 from ..collect.probes.common import ProbeError
@@ -95,28 +96,31 @@ def unpack_rule(payload: bytes) -> Rule:
     return Rule(listnr, action, syscalls, arch, key)
 
 
-def status() -> dict:
-    """enabled (0 off, 1 on, 2 locked) and pid of the audit daemon (0: none)."""
+@contextmanager
+def _netlink() -> Iterator[None]:
+    """The lab reports the probe's netlink errors as problems of its environment."""
     try:
-        return netlink_status()
+        yield
     except ProbeError as exc:
         raise EnvironmentProblem(str(exc)) from None
+
+
+def status() -> dict:
+    """enabled (0 off, 1 on, 2 locked) and pid of the audit daemon (0: none)."""
+    with _netlink():
+        return netlink_status()
 
 
 def rules() -> list[Rule]:
-    try:
+    with _netlink():
         return [unpack_rule(p) for kind, p in netlink_messages(AUDIT_LIST_RULES) if kind == AUDIT_LIST_RULES]
-    except ProbeError as exc:
-        raise EnvironmentProblem(str(exc)) from None
 
 
 def _request(kind: int, payload: bytes) -> None:
     """One change; the kernel's acknowledgement (or its error) is awaited."""
-    try:
+    with _netlink():
         for _ in netlink_messages(kind, payload):
             pass
-    except ProbeError as exc:
-        raise EnvironmentProblem(str(exc)) from None
 
 
 def set_enabled(value: int) -> None:

@@ -27,7 +27,6 @@ from .testbed import Testbed
 LAB_COMMS = "nginx,wrk"
 
 
-
 @dataclass
 class LabSettings:
     pairs: int = 15  # A/B pairs measured (the issue asks for at least 15)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 
 from .common import ProbeError, pids, probe, read_text
@@ -24,20 +23,14 @@ def read_comm(pid: int) -> str | None:
         return None  # the process ended while we looked
 
 
-COMM_LEN = 15  # the kernel keeps a process name's first 15 bytes (TASK_COMM_LEN 16)
-
-
 def pids_by_comm(comms: str) -> list[int]:
     """Processes whose name matches `comms`: command-name globs, comma-separated (`nginx,wrk`,
-    `php-fpm*`), each cut to the 15 bytes the kernel keeps: what `--comm` means wherever it is
-    taken (the analysis matches samples the same way: advisor.profile.comm_family)."""
-    patterns = [name[:COMM_LEN] for name in comms.split(",") if name]
-    found = []
-    for pid in pids():
-        name = read_comm(pid)
-        if name is not None and any(fnmatch.fnmatchcase(name, p) for p in patterns):
-            found.append(pid)
-    return found
+    `php-fpm*`), each cut to the 15 bytes the kernel keeps: the family the analysis matches
+    samples with, so that `--comm` means one thing wherever it is taken."""
+    from advisor.profile import comm_family  # here: a probe run alone needs none of the analysis
+
+    family = comm_family(comms)
+    return [pid for pid in pids() if (name := read_comm(pid)) is not None and family.matches(name)]
 
 
 @probe
