@@ -268,6 +268,24 @@ def test_frame_lines_that_differ_from_one_seen_before_read_as_without_caches(oth
     assert unknown == ({"[unknown <ffff>]", "[unknown <fff3>]"} if keep_addrs else {"[unknown]"})
 
 
+@pytest.mark.parametrize("second", [
+    ["\taaaa other (/x)", "\tfff1 start (/x)", "\tfff2 init (/x)"],  # a new leaf on a known tail
+    ["\taaaa other (/x)", "\tccc1 more (/x)", "\tccc2 again (/x)"],  # frame lines all new
+    ["\tffff main (/x)", "\tfff1 start (/x)", "\tfff2 init (/x)"],  # the first sample again
+])
+def test_warnings_after_samples_read_on_the_fast_path_name_their_own_line(second):
+    """The fast path counts lines from what its caches know of each block: a warning after
+    samples read there names the line it is about (line 18 here, whatever the route)."""
+    first = ["\tffff main (/x)", "\tfff1 start (/x)", "\tfff2 init (/x)"]
+    third = ["\tbbbb third (/x)", "\tnot a frame line ((", "\tfff2 init (/x)"]
+    data = "".join(f"java 1/2 [001] 1.{i}: 7 cpu-clock: \n" + "\n".join(frames) + "\n\n"
+                   for i, frames in enumerate([first, second, first, third])).encode()
+    read = lambda: perf_script.read(io.BytesIO(data), "lines.txt")
+    cached = outcome(read)
+    assert cached == without_caches(read) and cached == with_small_caches(read)
+    assert [w.split(": ")[0] for w in cached[-1]] == ["lines.txt:18"]
+
+
 @FEW
 @given(perf_script_texts)
 def test_per_sample_iteration_agrees_with_the_aggregate(data):
