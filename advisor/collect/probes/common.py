@@ -86,6 +86,8 @@ def run(argv: list[str], timeout: float = 2.0, ok_codes: tuple[int, ...] = (0,),
     except subprocess.TimeoutExpired:
         raise ProbeError(f"{' '.join(argv)} timed out after {timeout:g} s") from None
     finally:
+        # Not advisor.proc.kill_group: the namespace child imports this package alone, as
+        # top-level `probes` (see netns.py), where advisor is not importable.
         if child.poll() is None:
             try:
                 if IN_PROBE_CHILD:
