@@ -281,6 +281,35 @@ def test_ctrl_c_leaves_no_tool_behind():
     assert my_children() == []
 
 
+def test_a_closed_registry_stops_its_tools_and_starts_no_more():
+    """close() from another thread: the running tool is stopped, a later start is refused, and a
+    start that was under way while close() ran is stopped by that start itself (the race the
+    recorder's interruption meets when the counters' thread is starting a tool)."""
+    children = Children()
+    sleeper = children.spawn(["sleep", "30"])
+    started = time.monotonic()
+    threading.Thread(target=children.close).start()
+    sleeper.wait(timeout=5)
+    assert time.monotonic() - started < 3 and children.pids() == []
+    with pytest.raises(ToolFailed, match="not started: the collection was stopped"):
+        children.spawn(["sleep", "30"])
+
+    racing = Children()
+    real_popen, started_during_close = subprocess.Popen, []
+
+    def popen_then_close(*args, **kwargs):
+        child = real_popen(*args, **kwargs)
+        started_during_close.append(child)
+        racing.close()  # lands after spawn's check and before it registers the child
+        return child
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(core_tools.subprocess, "Popen", popen_then_close)
+        with pytest.raises(ToolFailed, match="stopped: the collection was stopped"):
+            racing.spawn(["sleep", "30"])
+    assert started_during_close[0].poll() is not None and my_children() == []
+
+
 # ---------------------------------------------------------------- the whole collection
 
 def watch_children(seconds: float, seen: set[str]) -> None:

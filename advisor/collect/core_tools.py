@@ -43,11 +43,14 @@ class Children:
 
     Used as a context manager: on exit (normal, exception or KeyboardInterrupt) each live process
     group gets SIGINT (the tools print and exit on it), then SIGKILL if still there after a moment.
+    `close()` does the same from another thread and refuses every later start, so a thread that was
+    about to start a tool when the collection was interrupted cannot leave one behind.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: list[subprocess.Popen] = []
+        self._closed = False
 
     def __enter__(self) -> "Children":
         return self
@@ -56,6 +59,9 @@ class Children:
         self.stop_all()
 
     def spawn(self, argv: list[str]) -> subprocess.Popen:
+        with self._lock:
+            if self._closed:
+                raise ToolFailed(f"{os.path.basename(argv[0])} not started: the collection was stopped")
         try:
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True,
@@ -65,7 +71,12 @@ class Children:
         except PermissionError:
             raise ToolFailed(f"{argv[0]} not executable") from None
         with self._lock:
-            self._live.append(child)
+            closed = self._closed  # close() ran while it started: it did not see this one
+            if not closed:
+                self._live.append(child)
+        if closed:
+            stop_group(child, signal.SIGKILL, 0.0)
+            raise ToolFailed(f"{os.path.basename(argv[0])} stopped: the collection was stopped")
         return child
 
     def pids(self) -> list[int]:
@@ -84,6 +95,12 @@ class Children:
             live = list(self._live)
         for child in live:
             self.stop(child, grace_s=0.5)
+
+    def close(self) -> None:
+        """Stop every tool and start none from now on (any thread may call it)."""
+        with self._lock:
+            self._closed = True
+        self.stop_all()
 
 
 def run_tool(children: Children, argv: list[str], timeout_s: float) -> str:

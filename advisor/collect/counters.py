@@ -104,12 +104,14 @@ def not_requested() -> dict:
 
 
 def collect_counters(duration_s: float, pids: list[int] | None = None, comm: str | None = None,
-                     bpf: bool | str | Iterable[str] | None = False) -> tuple[dict, dict]:
+                     bpf: bool | str | Iterable[str] | None = False,
+                     children: Children | None = None) -> tuple[dict, dict]:
     """Count for `duration_s` (rounded to whole seconds, at least 1: the tools count in seconds).
 
     `bpf`: see bpf_selection(); by default nothing but /proc is read. Returns (counters dict
     in the counters.json layout, {collector: {status, detail, ...}}) with status ok / unavailable /
-    failed. Never raises for a tool that is missing or dies.
+    failed. Never raises for a tool that is missing or dies. The tools are started through
+    `children` (a new Children if None), which the caller may close to stop them.
     """
     selection = bpf_selection(bpf)
     seconds = max(1, round(duration_s))
@@ -122,7 +124,7 @@ def collect_counters(duration_s: float, pids: list[int] | None = None, comm: str
     target_comm = comm if target_pids else None
     started = time.monotonic()
     if selection:
-        with ThreadPoolExecutor(max_workers=8) as pool, Children() as children:
+        with ThreadPoolExecutor(max_workers=8) as pool, children or Children() as children:
             jobs, status = bpf_collect.plan(seconds, target_pids, target_comm, children, ncpu, selection)
             if "tracepoints" in selection:
                 jobs["perf-stat"] = lambda: perf_stat.run_perf_stat(children, seconds)

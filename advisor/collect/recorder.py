@@ -32,19 +32,19 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from ..errors import AdvisorError, EnvironmentProblem, UsageError
 from ..model import StackTable
 from ..proc import alive, children, signal_group, stop_group
 from . import perf as perf_mod
 from . import targets
+from .core_tools import Children
 
 BUNDLE_FORMAT = "advisor-bundle/1"
 LOAD_OUTPUT_MAX = 64 * 1024  # characters of the load command's output kept in meta.json
 LOAD_STOP_GRACE_S = 3.0
 COUNTERS_EXTRA_S = 25.0  # the counters' tools may take this long past the window (start-up + grace)
-ABORT_SWEEP_S = 1.0  # after an interruption, keep stopping late-started tools this long
 POST_WINDOW_NICE = 10  # nice increment for the work after the window
 
 
@@ -78,26 +78,19 @@ def stop_groups(pids: set[int], grace_s: float = 1.0) -> None:
 
 
 @contextmanager
-def no_child_left() -> Iterator[Callable[[], None]]:
+def no_child_left(*registries: Children) -> Iterator[None]:
     """On an exception or Ctrl-C, stop every child started inside the block (the others are not ours).
 
-    Yields `sweep()`, which does the same on demand (when the counters' thread overstays). Repeats
-    for ABORT_SWEEP_S because the counters' thread may still be starting a tool.
+    The registries of the threads that start tools are closed first, so that a thread about to start
+    one cannot do so any more; then whatever else is left among our children is stopped, once.
     """
     before = own_children()
-
-    def sweep() -> None:
-        deadline = time.monotonic() + ABORT_SWEEP_S
-        while True:
-            stop_groups(own_children() - before, grace_s=0.5)
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-
     try:
-        yield sweep
+        yield
     except BaseException:
-        sweep()
+        for registry in registries:
+            registry.close()
+        stop_groups(own_children() - before, grace_s=0.5)
         raise
 
 
@@ -204,6 +197,7 @@ class CountersThread:
 
     def __init__(self, duration_s: float, pids: list[int], comm: str | None, bpf=False):
         self.args = (duration_s, pids or None, comm, bpf)
+        self.children = Children()  # every tool it starts: closed to stop them from another thread
         self.counters: dict | None = None
         self.statuses: dict = {}
         self.error: str | None = None
@@ -213,7 +207,7 @@ class CountersThread:
         try:
             from .counters import collect_counters
 
-            self.counters, self.statuses = collect_counters(*self.args)
+            self.counters, self.statuses = collect_counters(*self.args, children=self.children)
         except Exception as exc:  # the samples still make a report
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -329,8 +323,8 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())
         bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
 
-        with no_child_left() as sweep:
-            counters_job = CountersThread(duration_s, pids, comm, bpf)
+        counters_job = CountersThread(duration_s, pids, comm, bpf)
+        with no_child_left(counters_job.children):
             if load:
                 load.start()
                 cleanup.callback(load.stop)
@@ -352,7 +346,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 bar.update(task, description="waiting for the counters")
                 counters_job.join()
                 if counters_job.thread.is_alive():
-                    sweep()  # its tools overstayed: they must not outlive us
+                    counters_job.children.close()  # its tools overstayed: they must not outlive us
 
         collectors["perf"] = _perf_status(recorder, table, frequency, target)
         if counters_job.error:
