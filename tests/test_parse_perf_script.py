@@ -596,6 +596,20 @@ def test_a_sample_seen_before_does_not_skip_the_end_of_one_begun_by_the_line_rea
     assert any("frame line outside a sample" in w for w in table.warnings)
 
 
+def test_blank_lines_right_after_a_sample_the_line_reader_began_end_it(monkeypatch):
+    """Same, when the next piece starts with the blank lines themselves: they end the open sample,
+    and the frame line after them is an orphan (it used to join the open sample: the empty text
+    before the first blank line was skipped as if no sample were open)."""
+    monkeypatch.setattr(perf_script, "CHUNK", 64)
+    frame = b"\tfff1 " + b"f" * 70 + b" (/x)\n"
+    opened = [b"nginx 1/1 [000] 2.5: 1 cpu-clock: " + b" " * 40 + b"\n", frame, frame]
+    after = b"\n\n\tfff9 orphan (/x)\n\nnginx 1/1 [000] 3.5: 1 cpu-clock: \n\tffff main (/x)\n\n"
+    table = read(_Lines([*opened, after]), "open.txt")
+    stacks = {tuple(f.symbol for f in k.frames): v[0] for k, v in table.rows.items()}
+    assert stacks == {("f" * 70, "f" * 70): 1, ("main",): 1}
+    assert [w.split(": ")[0] for w in table.warnings if "frame line outside a sample" in w] == ["open.txt:6"]
+
+
 def test_a_tracepoint_payload_that_looks_like_a_frame_seen_before_stays_a_payload():
     """A5 for tracepoints: the text after a tracepoint's name is its payload, even when the same
     text was a frame on a cpu-clock line before (found by the fuzzer: the line reader's fast

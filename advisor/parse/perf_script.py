@@ -219,10 +219,10 @@ class _Parser:
         self.stack_ids: dict[tuple, int] = {}
         self.stacks: list[tuple] = []
         self.head_cache = _Cache()  # event line without its time -> meaning
-        self.head_ids: dict[tuple, int] = {}  # (event, comm, pid, tid, cpu) -> head id
+        self.head_ids: dict[tuple, int] = {}  # (event, comm, pid, tid, cpu, weight) -> head id
         self.heads: list[tuple] = []
-        # aggregation: (head id, stack id) -> [count, weight]
-        self.agg: dict[tuple, list[int]] = {}
+        # aggregation: (head id, stack id) -> samples; a head's weight per sample is in `heads`
+        self.counts: dict[tuple[int, int], int] = {}
         self.has_period: dict[str, bool] = {}
         self.event_names: dict[str, str] = {}  # as printed -> without modifiers
         self.dwarf_inline = False  # seen a `(inlined)` frame: stacks need their DSOs filled
@@ -328,44 +328,46 @@ class _Parser:
         the time, and the text after the ": " that follows it), the frame lines as one
         string (`block_cache`). A sample that misses either cache, or looks unusual, goes
         through `general_block`. Few calls per sample, on small strings: each call costs.
-        Line numbers are counted from what the caches know of the blocks they hold: counting
-        the text's newlines took 5% of the parse.
+        What a hit in both caches implies (an event line that is no comment, frame lines, no
+        blank line among them) is not checked again here. Line numbers are counted from what
+        the caches know of the blocks they hold: counting the text's newlines took 5% of the
+        parse.
         """
+        line_no = self.lineno  # of the block's first line
+        blocks = text.split("\n\n")
+        if self.in_sample:  # the line reader began a sample: the first block goes on with it
+            first = blocks.pop(0)
+            self.slow_block(first, line_no)
+            line_no += first.count("\n") + 2
         head_cache_get = self.head_cache.get
         block_cache_get = self.block_cache.get
         time_ok = _TIME.fullmatch
-        agg = self.agg
-        agg_get = agg.get
+        counts = self.counts
+        counts_get = counts.get
         collect = self.collected is not None
-        line_no = self.lineno  # of the block's first line
         samples = 0
         tmin, tmax = self.time_min, self.time_max
-        offset = 0
-        for block in text.split("\n\n"):
-            start = offset
-            offset += len(block) + 2
-            if not block:
-                line_no += 2
-                continue
-            line, newline, body = block.partition("\n")
-            head = None
-            if body and block[-1] != "\n" and block[0] != "#" and not self.in_sample:
-                left, _, right = line.partition(": ")
-                prefix, space, time = left.rpartition(" ")
-                if space:
-                    head = head_cache_get((prefix, right))
-            if head is None or not time_ok(time):
-                self.time_min, self.time_max = tmin, tmax
-                self.general_block(text, start, offset - 2, start + len(line) if newline else -1,
-                                   line_no)
-                tmin, tmax = self.time_min, self.time_max
-                line_no += text.count("\n", start, offset - 2) + 2
-                continue
-            hit = block_cache_get(body) or self.new_body(body, line_no)
-            if hit is None:  # not only frame lines: the line machine decides
-                self.time_min, self.time_max = tmin, tmax
-                self.slow_block(block, line_no)
-                tmin, tmax = self.time_min, self.time_max
+        for block in blocks:
+            line, _, body = block.partition("\n")
+            left, _, right = line.partition(": ")
+            prefix, _, time = left.rpartition(" ")
+            head = head_cache_get((prefix, right))
+            hit = None
+            if head is not None and time_ok(time):
+                hit = block_cache_get(body)
+                if hit is None and body and block[-1] != "\n":
+                    hit = self.new_body(body, line_no)
+                    if hit is None:  # not only frame lines: the line machine decides
+                        self.time_min, self.time_max = tmin, tmax
+                        self.slow_block(block, line_no)
+                        tmin, tmax = self.time_min, self.time_max
+                        line_no += block.count("\n") + 2
+                        continue
+            if hit is None:
+                if block:
+                    self.time_min, self.time_max = tmin, tmax
+                    self.general_block(block, line, line_no)
+                    tmin, tmax = self.time_min, self.time_max
                 line_no += block.count("\n") + 2
                 continue
             sid, newlines = hit
@@ -379,41 +381,36 @@ class _Parser:
             elif t < tmin:
                 tmin = t
             if collect:
-                g = head[3]
-                self.collect_sample(head[2], g[:4] + (time,) + g[5:], self.stacks[sid], "")
+                g = head[2]
+                self.collect_sample(head[1], g[:4] + (time,) + g[5:], self.stacks[sid], "")
                 continue
             key = (head[0], sid)
-            row = agg_get(key)
-            if row is None:
-                agg[key] = [1, head[1]]
-            else:
-                row[0] += 1
-                row[1] += head[1]
+            counts[key] = counts_get(key, 0) + 1
         self.samples += samples
         self.content_lines += samples
         self.time_min, self.time_max = tmin, tmax
         self.lineno = line_no
 
-    def general_block(self, text: str, start: int, end: int, nl: int, line_no: int) -> None:
-        """One block that missed a cache of the fast path (text[start:end], its first line ending
-        at `nl`, numbered `line_no`): the regex, then the line machine."""
+    def general_block(self, block: str, line: str, line_no: int) -> None:
+        """One block that missed a cache of the fast path (its first line `line`, numbered
+        `line_no`): the regex, then the line machine."""
         m = None
-        if nl > start:
-            m = _EVENT_LINE.fullmatch(text, start, nl)
-        sid = None
-        if m is not None and not self.in_sample and text[start] != "#" and text[end - 1] != "\n":
-            body = text[nl + 1:end]
+        if line and len(line) < len(block):
+            m = _EVENT_LINE.fullmatch(line)
+        hit = None
+        if m is not None and not self.in_sample and block[0] != "#" and block[-1] != "\n":
+            body = block[len(line) + 1:]
             hit = self.block_cache.get(body) or self.new_body(body, line_no)
-            sid = hit[0] if hit else None
-        if sid is None:
-            self.slow_block(text[start:end], line_no)
+        if hit is None:
+            self.slow_block(block, line_no)
             return
+        sid = hit[0]
         g = m.groups()
         event = self.event_names.get(g[6])
         if event is None:
             event = self.event_names[g[6]] = event_base(g[6])
             self.has_period.setdefault(event, g[5] is not None)
-        head = self.remember_head(text, start, nl, m, event, g)
+        head = self.remember_head(line, m, event, g)
         self.samples += 1
         self.content_lines += 1
         t = float(g[4])
@@ -427,15 +424,9 @@ class _Parser:
             self.collect_sample(event, g, self.stacks[sid], "")
             return
         key = (head[0], sid)
-        row = self.agg.get(key)
-        if row is None:
-            self.agg[key] = [1, head[1]]
-        else:
-            row[0] += 1
-            row[1] += head[1]
+        self.counts[key] = self.counts.get(key, 0) + 1
 
-    def remember_head(self, text: str, start: int, nl: int, m: re.Match, event: str,
-                      g: tuple) -> tuple:
+    def remember_head(self, line: str, m: re.Match, event: str, g: tuple) -> tuple:
         """Cache an event line's meaning under its text without the time field.
 
         Sound because the time field of a line that matches `_EVENT_LINE` is the same token
@@ -443,17 +434,18 @@ class _Parser:
         line equal to this one outside that token, with a valid time in it, has the same
         groups apart from the time. The cache is only filled from real regex matches.
         """
-        head = (self.head_id(event, g), int(g[5] or 1) or 1, event, g[:4] + (None,) + g[5:])
+        head = (self.head_id(event, g), event, g[:4] + (None,) + g[5:])
         at, colon = m.span(5)
-        if at > start + 1 and text[colon:colon + 2] == ": " and text[at - 1] == " " \
-                and text.find(": ", start, colon) < 0:
-            key = (text[start:at - 1], text[colon + 2:nl])  # as feed_blocks looks it up
-            self.head_cache.put(key, head, nl - start + 400)
+        if at > 1 and line[colon:colon + 2] == ": " and line[at - 1] == " " \
+                and line.find(": ", 0, colon) < 0:
+            key = (line[:at - 1], line[colon + 2:])  # as feed_blocks looks it up
+            self.head_cache.put(key, head, len(line) + 400)
         return head
 
     def head_id(self, event: str, g: tuple) -> int:
-        """Small int standing for (event, comm, pid, tid, cpu) in the aggregation keys."""
-        key = (event, g[0], g[1], g[2], g[3])
+        """Small int standing for (event, comm, pid, tid, cpu, weight of a sample) in the
+        aggregation keys: a sample is counted with one increment, its weight at the end."""
+        key = (event, g[0], g[1], g[2], g[3], int(g[5] or 1) or 1)
         hid = self.head_ids.get(key)
         if hid is None:
             hid = self.head_ids[key] = len(self.heads)
@@ -680,13 +672,7 @@ class _Parser:
             self.collect_sample(event, g, self.stacks[sid], payload)
             return
         key = (self.head_id(event, g), sid)
-        weight = int(g[5] or 1) or 1
-        row = self.agg.get(key)
-        if row is None:
-            self.agg[key] = [1, weight]
-        else:
-            row[0] += 1
-            row[1] += weight
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def collect_sample(self, event: str, g: tuple, frames: tuple, payload: str) -> None:
         self.collected.append(Sample(
@@ -795,14 +781,14 @@ class _Parser:
         for event, has in self.has_period.items():
             table.has_period.setdefault(event, has)
         heads = self.heads
-        items = list(self.agg.items())  # in their order: the table keeps first-seen order
-        self.agg = {}
-        for i, ((hid, sid), (count, weight)) in enumerate(items):
+        items = list(self.counts.items())  # in their order: the table keeps first-seen order
+        self.counts = {}
+        for i, ((hid, sid), count) in enumerate(items):
             items[i] = None  # freed as it is moved
-            event, comm, pid, tid, cpu = heads[hid]
+            event, comm, pid, tid, cpu, weight = heads[hid]
             key = StackKey(event, comm, int(pid) if pid else -1, int(tid),
                            int(cpu) if cpu else -1, stacks[sid])
-            table.add(key, count, weight)
+            table.add(key, count, count * weight)  # rows of one key but other weights add up
         if self.time_min is not None:
             table.see_time(self.time_min)
             table.see_time(self.time_max)
