@@ -47,7 +47,38 @@ def test_analyze_imports_no_pandas_and_jsonschema_only_until_the_rules_are_known
     assert first["code"] == 0 and first["heavy"] == ["jsonschema"]  # validated the rule files once
     again = modules_after_analyze(samples_dir() / "netfilter", tmp_path)
     assert again["heavy"] == []
-    assert len((tmp_path / "advisor" / "valid-rules").read_text().split()) == len(list(rules_dir().glob("*.toml")))
+    assert len((tmp_path / "advisor" / "valid-rules").read_text().splitlines()) == len(list(rules_dir().glob("*.toml")))
+
+
+RULES_FROM_THE_CACHE = r"""
+import json, sys
+from advisor.engine.rules import load_rules
+rules = load_rules()
+print(json.dumps({"rules": [repr(r) for r in rules],
+                  "parsed": [m for m in ("tomllib", "jsonschema") if m in sys.modules]}))
+"""
+
+
+def rules_in_a_process(cache_home) -> dict:
+    run = subprocess.run([sys.executable, "-c", RULES_FROM_THE_CACHE], capture_output=True, text=True,
+                         timeout=60, env={"XDG_CACHE_HOME": str(cache_home), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_cached_rule_files_are_neither_parsed_nor_validated_and_read_the_same(tmp_path):
+    first = rules_in_a_process(tmp_path)
+    assert first["parsed"] == ["tomllib", "jsonschema"]
+    again = rules_in_a_process(tmp_path)
+    assert again["parsed"] == [] and again["rules"] == first["rules"]
+    cache_file = tmp_path / "advisor" / "valid-rules"
+    lines = cache_file.read_text().splitlines()
+    digest, _, content = lines[0].partition(" ")
+    cache_file.write_text("\n".join([f"{digest} {content[:-1]}", *lines[1:]]) + "\n")  # damaged JSON
+    damaged = rules_in_a_process(tmp_path)
+    assert damaged["parsed"] == ["tomllib", "jsonschema"] and damaged["rules"] == first["rules"]
+    assert cache_file.read_text().splitlines()[-1] == lines[0]  # that file, parsed and kept again
+    assert rules_in_a_process(tmp_path)["parsed"] == []
 
 
 def test_a_rule_file_edited_after_it_was_cached_is_validated_again(tmp_path, monkeypatch):

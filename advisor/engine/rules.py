@@ -3,11 +3,13 @@
 A broken rule file stops the run with one line naming the file and the field, because a
 rule that silently loads half-empty would report "clean" where it never looked.
 
-jsonschema takes longer to import than advisor takes to evaluate every rule, so a file whose
-exact text already passed the exact same schema is not validated again: the SHA-256 of
-(schema, file text) of every file that passed is kept in `$XDG_CACHE_HOME/advisor/valid-rules`.
-Validation is a pure function of those two texts, so a hit means the file would pass again;
-any change to the file or to the schema is a miss, and failures are never cached.
+jsonschema takes longer to import than advisor takes to evaluate every rule, and tomllib takes
+~25 ms to read the 18 files, so a file whose exact text already passed the exact same schema is
+neither parsed nor validated again: each file that passed is kept, as its parsed content in JSON
+(read back in C), under the SHA-256 of (cache format, schema, file text), in
+`$XDG_CACHE_HOME/advisor/valid-rules`. Parsing and validation are pure functions of those texts,
+so a hit is what the file would give again; any change to the file or to the schema is a miss,
+and failures are never cached. The checks after the schema's (`parse_rule`) always run.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,8 +29,9 @@ from .match import SymbolFamily, family
 if TYPE_CHECKING:
     import jsonschema
 
-#: The cache of validated rule files keeps at most this many digests (then starts afresh).
-CACHE_MAX_ENTRIES = 1000
+#: The cache of validated rule files keeps at most this many files (then starts afresh).
+CACHE_MAX_ENTRIES = 200
+CACHE_FORMAT = b"advisor-valid-rules/2"  # in every digest: a new layout misses the old lines
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Rule:
 
 
 _SCHEMA_TEXT: str | None = None
-_SCHEMA_DIGEST = None  # SHA-256 fed with the schema and a NUL, copied for each rule file
+_SCHEMA_DIGEST = None  # SHA-256 fed with the format, the schema and NULs, copied per rule file
 
 
 def _schema_text() -> str:
@@ -120,14 +121,15 @@ def _validator():
 
 
 class ValidatedCache:
-    """Digests of (schema, rule text) that passed validation, in one file of hex lines.
+    """Rule files that passed validation: one line each, `DIGEST JSON` (the parsed file).
 
-    Best effort: an unreadable or unwritable cache only means validating again.
+    Best effort: an unreadable, unwritable or damaged cache (or line) only means parsing and
+    validating again.
     """
 
     def __init__(self, path: Path | None):
         self.path = path
-        self._known: set[str] | None = None
+        self._known: dict[str, str] | None = None  # digest -> JSON text of the parsed file
         self._added: list[str] = []
 
     @staticmethod
@@ -137,45 +139,66 @@ class ValidatedCache:
 
     @staticmethod
     def digest(text: str) -> str:
-        """SHA-256 of schema, NUL, rule text (the schema hashed once, not once per file)."""
+        """SHA-256 of format, NUL, schema, NUL, rule text (the prefix hashed once, not per file)."""
         global _SCHEMA_DIGEST
         if _SCHEMA_DIGEST is None:
-            _SCHEMA_DIGEST = hashlib.sha256(_schema_text().encode() + b"\0")
+            _SCHEMA_DIGEST = hashlib.sha256(CACHE_FORMAT + b"\0" + _schema_text().encode() + b"\0")
         digest = _SCHEMA_DIGEST.copy()
         digest.update(text.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
-    def __contains__(self, digest: str) -> bool:
+    def _lines(self) -> dict[str, str]:
         if self._known is None:
-            self._known = set()
+            self._known = {}
             if self.path is not None:
                 try:
-                    self._known = set(self.path.read_text(encoding="ascii").split())
+                    text = self.path.read_text(encoding="ascii")
                 except (OSError, UnicodeDecodeError):
-                    pass
-        return digest in self._known
+                    text = ""
+                for line in text.splitlines():
+                    digest, _, content = line.partition(" ")
+                    if content:
+                        self._known[digest] = content
+        return self._known
 
-    def add(self, digest: str) -> None:
-        if digest not in self:
-            self._known.add(digest)
-            self._added.append(digest)
+    def get(self, digest: str) -> dict | None:
+        """The parsed file that passed under `digest`, or None (never seen, or a damaged line)."""
+        content = self._lines().get(digest)
+        if content is None:
+            return None
+        try:
+            raw = json.loads(content)
+        except ValueError:
+            return None
+        return raw if isinstance(raw, dict) else None
+
+    def add(self, digest: str, raw: dict) -> None:
+        try:  # JSON in ASCII, on one line; a value JSON cannot hold (a TOML date) is not kept
+            content = json.dumps(raw, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):
+            return
+        if self._lines().get(digest) != content:
+            self._known[digest] = content
+            self._added.append(f"{digest} {content}\n")
 
     def save(self) -> None:
-        """Write the digests added since loading (a fresh file when the old one is full)."""
+        """Write the files added since loading (a fresh cache when the old one is full)."""
         if self.path is None or not self._added:
             return
         added, self._added = self._added, []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if len(self._known) > CACHE_MAX_ENTRIES:
+                import tempfile
+
                 fd, tmp = tempfile.mkstemp(prefix=".valid-rules.", dir=self.path.parent)
                 with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write("".join(d + "\n" for d in added))
+                    fh.write("".join(added))
                 os.replace(tmp, self.path)
-                self._known = set(added)
-            else:  # one short append: concurrent runs do not lose each other's lines
+                self._known = dict(line.rstrip("\n").split(" ", 1) for line in added)
+            else:  # one append: concurrent runs do not lose each other's lines
                 with open(self.path, "a", encoding="ascii") as fh:
-                    fh.write("".join(d + "\n" for d in added))
+                    fh.write("".join(added))
         except OSError:
             pass
 
@@ -191,14 +214,11 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rule:
-    """Validate one rule file's text and build the Rule; InputError names file and field.
+def _parse_toml(text: str, path: str) -> dict:
+    import tomllib  # only for a file not in the cache
 
-    With a `cache`, text that passed the same schema before skips the schema validation (the
-    checks below it always run), and text that passes now is added to it.
-    """
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = None
         msg = str(exc)
@@ -208,14 +228,25 @@ def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rul
             except ValueError:
                 line = None
         raise InputError(f"invalid TOML: {msg}", path, line) from None
+
+
+def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rule:
+    """Validate one rule file's text and build the Rule; InputError names file and field.
+
+    With a `cache`, text that passed the same schema before is taken from it, neither parsed nor
+    validated again (the checks below the schema's always run), and text that passes now is
+    added to it.
+    """
     digest = ValidatedCache.digest(text) if cache is not None else None
-    if digest is None or digest not in cache:
+    raw = cache.get(digest) if cache is not None else None
+    if raw is None:
+        raw = _parse_toml(text, path)
         errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
         if errors:
             err = errors[0]
             raise InputError(f"field {_field_path(err)}: {err.message}", path)
         if cache is not None:
-            cache.add(digest)
+            cache.add(digest, raw)
     stem = Path(path).stem
     if raw["id"] != stem:
         raise InputError(f"field id: {raw['id']!r} must equal the file name {stem!r}", path)
