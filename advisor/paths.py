@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 from pathlib import Path
+from typing import Iterator
 
 from .errors import EnvironmentProblem
 
 
-def _candidates(name: str) -> list[Path]:
-    found = []
+def _candidates(name: str) -> Iterator[Path]:
+    """In the order they are tried; sysconfig is imported only when the first two miss."""
     env = os.environ.get("ADVISOR_DATA")
     if env:
-        found.append(Path(env) / name)
-    found.append(Path(__file__).resolve().parent.parent / name)  # source checkout / editable install
-    found.append(Path(sysconfig.get_path("data")) / "share" / "advisor" / name)  # pip install
-    found.append(Path(sys.prefix) / "share" / "advisor" / name)
-    return found
+        yield Path(env) / name
+    yield Path(__file__).resolve().parent.parent / name  # source checkout / editable install
+    import sysconfig
+
+    yield Path(sysconfig.get_path("data")) / "share" / "advisor" / name  # pip install
+    yield Path(sys.prefix) / "share" / "advisor" / name
 
 
 def data_dir(name: str) -> Path:

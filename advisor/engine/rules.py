@@ -14,11 +14,9 @@ and failures are never cached. The checks after the schema's (`parse_rule`) alwa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +26,14 @@ from .match import SymbolFamily, family
 
 if TYPE_CHECKING:
     import jsonschema
+
+try:  # the interpreter's own SHA-256: hashlib would load OpenSSL first (~4 ms) for 18 small files
+    from _sha256 import sha256 as _sha256  # Python 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256 as _sha256  # Python 3.12 and later
+    except ImportError:
+        from hashlib import sha256 as _sha256
 
 #: The cache of validated rule files keeps at most this many files (then starts afresh).
 CACHE_MAX_ENTRIES = 200
@@ -100,7 +106,8 @@ _SCHEMA_DIGEST = None  # SHA-256 fed with the format, the schema and NULs, copie
 def _schema_text() -> str:
     global _SCHEMA_TEXT
     if _SCHEMA_TEXT is None:
-        _SCHEMA_TEXT = resources.files("advisor.engine").joinpath("rule.schema.json").read_text()
+        # package data next to this module (see advisor.report.json_report.load_schema)
+        _SCHEMA_TEXT = Path(__file__).with_name("rule.schema.json").read_text(encoding="utf-8")
     return _SCHEMA_TEXT
 
 
@@ -142,7 +149,7 @@ class ValidatedCache:
         """SHA-256 of format, NUL, schema, NUL, rule text (the prefix hashed once, not per file)."""
         global _SCHEMA_DIGEST
         if _SCHEMA_DIGEST is None:
-            _SCHEMA_DIGEST = hashlib.sha256(CACHE_FORMAT + b"\0" + _schema_text().encode() + b"\0")
+            _SCHEMA_DIGEST = _sha256(CACHE_FORMAT + b"\0" + _schema_text().encode() + b"\0")
         digest = _SCHEMA_DIGEST.copy()
         digest.update(text.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
