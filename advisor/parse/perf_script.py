@@ -78,7 +78,10 @@ _EVENT_NO_TIME = re.compile(
     r"(?:\[(\d{1,6})\][ \t]{1,64})?"
     r"()()([A-Za-z_][^\s:]{0,255}(?::[A-Za-z_]\w{0,63})*):(?=\s|$)"
 )
-_TIME = re.compile(r"\d{1,12}\.\d{1,12}")
+# The fast path's time check: ASCII digits only (`\d` looks up every character's Unicode
+# category). Stricter than the event regexes' `\d`, so a time in other digits goes the general
+# way, which reads it as before.
+_TIME = re.compile(r"[0-9]{1,12}\.[0-9]{1,12}")
 # The usual frame line: indented, ADDR, one space, SYMBOL[+0xOFF], " (DSO)"; no parenthesis
 # and no white space at either end of SYMBOL. Other lines take the general `_parse_frame`.
 _PLAIN_FRAME = re.compile(r"[ \t]+([0-9a-fA-F]+) ([^\s()](?:[^()]*[^\s()])?) \(([^()]*)\)")
