@@ -672,3 +672,36 @@ def test_cli_bad_input_is_exit_2_one_line_and_no_output_file(tmp_path, kind):
         assert where + ":" in lines[0], lines[0]
     assert proc.stdout == ""
     assert list(out_dir.iterdir()) == []  # neither the report nor a temporary file
+
+
+def leaf_samples(leaves: list[str], tail: list[str]) -> bytes:
+    return "".join(f"java 1/2 [001] 1.{i}: 7 cpu-clock: \n" + "\n".join([leaf, *tail]) + "\n\n"
+                   for i, leaf in enumerate(leaves)).encode()
+
+
+@pytest.mark.parametrize("keep_addrs", [False, True])
+def test_a_leaf_seen_before_at_another_address_reads_as_without_caches(keep_addrs):
+    """A sample seen before but for its leaf's address is found by the rest of its text: the
+    same stack, except for `[unknown]` frames with keep_addrs, whose address is their name."""
+    tail = ["\tfff1 start (/x)", "\tfff2 init (/x)"]
+    leaves = ["\tffff main (/x)", "\teeee main (/x)", "\tffff [unknown] ([unknown])",
+              "\teeee [unknown] ([unknown])", "\tdddd [unknown] ([unknown])"]
+    read = lambda: perf_script.read(io.BytesIO(leaf_samples(leaves, tail)), "leaf.txt", keep_addrs=keep_addrs)
+    cached = outcome(read)
+    assert cached == without_caches(read) and cached == with_small_caches(read)
+    leaf_names = sorted(key.frames[-1].symbol for key in cached[1])
+    assert leaf_names == (["[unknown <dddd>]", "[unknown <eeee>]", "[unknown <ffff>]", "main"]
+                          if keep_addrs else ["[unknown]", "main"])
+
+
+def test_a_leaf_that_reads_as_an_event_line_at_one_address_only_reads_as_without_caches():
+    """Inside a sample a line that reads like an event line starts a new sample. Whether it does
+    can depend on the address's length (COMM is at most 64 characters): found with a short
+    address, the same text after a long one must not be taken for that frame."""
+    rest = "s" * 60 + " 7 1.5: ev: (x)"
+    long_leaf, short_leaf = f"\tffffffffffffffff {rest}", f"\tf {rest}"
+    read = lambda: perf_script.read(io.BytesIO(leaf_samples([long_leaf, short_leaf], ["\tfff1 start (/x)"] * 3)),
+                                    "event.txt")
+    cached = outcome(read)
+    assert cached == without_caches(read) and cached == with_small_caches(read)
+    assert "ev" in cached[2] and "cpu-clock" in cached[2]  # the short one began a sample of `ev`

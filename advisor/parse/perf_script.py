@@ -13,6 +13,8 @@ bounded (CACHE_BYTES) and never changes a result, only how soon it is found:
   part that changes between samples of one thread; see `remember_head` for why it is sound);
 * `block_cache`: the frame lines of a sample, as one string -> (stack id, its newlines);
 * `tail_cache`: frame lines but the first (the leaf, which varies most) -> their frames;
+* `leaf_cache`: (the leaf line after its address, the other frame lines) -> as block_cache:
+  a sample taken at another instruction of a function seen before on the same path;
 * `frame_cache` / `symbol_cache`: one frame line / one (symbol, DSO) -> frames.
 
 A sample that hits the first two costs a few string operations and no regex (the fast path
@@ -85,6 +87,8 @@ _TIME = re.compile(r"[0-9]{1,12}\.[0-9]{1,12}")
 # The usual frame line: indented, ADDR, one space, SYMBOL[+0xOFF], " (DSO)"; no parenthesis
 # and no white space at either end of SYMBOL. Other lines take the general `_parse_frame`.
 _PLAIN_FRAME = re.compile(r"[ \t]+([0-9a-fA-F]+) ([^\s()](?:[^()]*[^\s()])?) \(([^()]*)\)")
+# An indented frame line's address and the space after it (see new_body).
+_ADDRESS = re.compile(r"[ \t]+[0-9a-fA-F]+ ")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # escaped in excerpts
 _MODIFIERS = re.compile(r"[ukhIGHpPSDWebRx]+")
 _VMLINUX_TAIL = re.compile(r"vmlinux[A-Za-z0-9_.\-]*")
@@ -217,6 +221,7 @@ class _Parser:
         self.frame_cache = _Cache()  # frame line -> frames
         self.block_cache = _Cache()  # frame lines of a sample -> (stack id, newlines in them)
         self.tail_cache = _Cache()  # frame lines but the first -> their frames
+        self.leaf_cache = _Cache()  # (leaf line after its address, the rest) -> block_cache entry
         self.symbol_cache = _Cache()  # (symbol, dso) -> frames
         self.frame_intern: dict[Frame, Frame] = {}
         self.stack_ids: dict[tuple, int] = {}
@@ -459,21 +464,43 @@ class _Parser:
         """(stack id, newlines) of frame lines not seen together before, as `block_cache` holds
         them; None: they need the slow path.
 
-        Samples taken in the same code path differ mostly in the leaf: a body whose first
-        line is a frame line and whose other lines were seen before as a clean tail (frame
-        lines only) is put together from the frame and tail caches. (Trying deeper tails
-        as well was measured: it saves little on real recordings.)
+        Samples taken in the same code path differ mostly in the leaf, and most in the leaf's
+        address: a body seen before but for that address is found in `leaf_cache`; one whose
+        other lines were seen before as a clean tail (frame lines only) is put together from
+        the frame and tail caches. (Trying deeper tails as well was measured: it saves little
+        on real recordings.)
         """
         nl = body.find("\n")
-        if nl > 0:
-            tail = self.tail_cache.get(body[nl + 1:])
-            if tail is not None:
-                leaf = self.frame_cache.get(body[:nl])
-                if leaf is None and not self.looks_like_event(body[:nl]):
-                    leaf = self.parse_frame_line(body[:nl])
-                if leaf is not None:
-                    return self.remember_block(body, self.stack_id_of(tail + leaf))
-        return self.parse_block_body(body, line_no)
+        if nl <= 0:
+            return self.parse_block_body(body, line_no)
+        m = _ADDRESS.match(body, 0, nl)
+        key = None if m is None else (body[m.end():nl], body[nl + 1:])
+        if key is not None:
+            entry = self.leaf_cache.get(key)
+            if entry is not None:
+                self.block_cache.put(body, entry, len(body) + 100)  # same newlines: one leaf line
+                return entry
+        entry = None
+        tail = self.tail_cache.get(body[nl + 1:] if key is None else key[1])
+        if tail is not None:
+            leaf = self.frame_cache.get(body[:nl])
+            if leaf is None and not self.looks_like_event(body[:nl]):
+                leaf = self.parse_frame_line(body[:nl])
+            if leaf is not None:
+                entry = self.remember_block(body, self.stack_id_of(tail + leaf))
+        if entry is None:
+            entry = self.parse_block_body(body, line_no)
+        if entry is not None and key is not None and self.block_cache.get(body) is entry \
+                and self.address_is_inert(key[0]):
+            self.leaf_cache.put(key, entry, len(body) + 150)  # only what block_cache holds: clean
+        return entry
+
+    def address_is_inert(self, rest: str) -> bool:
+        """Whether a leaf line `WHITE SPACE, ADDR, space, rest` reads the same at any ADDR. It does
+        (the frame comes from `rest`, `_parse_frame` as `_PLAIN_FRAME`) unless `keep_addrs` keeps
+        the address of `[unknown]` frames, or the line holds a `:`: whether a line reads like an
+        event line depends on its length (COMM is at most 64 characters), so on the address's."""
+        return not self.keep_addrs and ":" not in rest
 
     def parse_block_body(self, body: str, line_no: int) -> tuple[int, int] | None:
         """Frame lines of one sample (the event line's number: `line_no`) -> (stack id,
@@ -776,7 +803,8 @@ class _Parser:
         """The aggregates into the table, at the end of the input. The caches go first and each
         aggregate as it is moved, so that they are not held next to the table they become (with
         many distinct threads, the peak of a parse was here)."""
-        for cache in (self.frame_cache, self.block_cache, self.tail_cache, self.symbol_cache,
+        for cache in (self.frame_cache, self.block_cache, self.tail_cache, self.leaf_cache,
+                      self.symbol_cache,
                       self.head_cache, self.head_ids, self.stack_ids):
             cache.clear()
         table = self.table
