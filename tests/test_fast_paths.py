@@ -198,3 +198,17 @@ def test_a_reader_that_has_gone_is_no_error():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_runs_that_fill_the_rule_cache_at_once_leave_whole_lines(tmp_path):
+    """Each run appends its lines with one write(2): four runs filling an empty cache together
+    leave lines that each read as a digest and a parsed rule file."""
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    code = "from advisor.engine.rules import load_rules; load_rules()"
+    runs = [subprocess.Popen([sys.executable, "-c", code], env=env) for _ in range(4)]
+    assert [run.wait(timeout=60) for run in runs] == [0] * 4
+    lines = (tmp_path / "advisor" / "valid-rules").read_text().splitlines()
+    assert len(lines) >= len(list(rules_dir().glob("*.toml")))
+    for line in lines:
+        digest, _, content = line.partition(" ")
+        assert len(digest) == 64 and isinstance(json.loads(content), dict)

@@ -203,9 +203,12 @@ class ValidatedCache:
                     fh.write("".join(added))
                 os.replace(tmp, self.path)
                 self._known = dict(line.rstrip("\n").split(" ", 1) for line in added)
-            else:  # one append: concurrent runs do not lose each other's lines
-                with open(self.path, "a", encoding="ascii") as fh:
-                    fh.write("".join(added))
+            else:  # one write(2) in append mode: concurrent runs do not cut into each other's lines
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, "".join(added).encode("ascii"))
+                finally:
+                    os.close(fd)
         except OSError:
             pass
 
