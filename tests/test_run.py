@@ -84,8 +84,10 @@ def test_focus_limits_the_analysis_to_those_programs_not_the_recording(burner, t
     bundle keeps every sample, as recorded system-wide."""
     result = run(duration=2, frequency=199, comm="burner", focus="burner", save=tmp_path / "b", progress=False)
     assert {p.comm for p in result.profile.process_stats()} == {"burner"}
-    everything = {p.comm for p in advisor.analyze(tmp_path / "b").profile.process_stats()}
-    assert "burner" in everything and len(everything) > 1  # the idle task at least, system-wide
+    recorded = {key.comm for key in advisor.analyze(tmp_path / "b").profile.table.rows}
+    # system-wide: the idle task of the CPU burner leaves free is in it (its idle samples, ~200
+    # a second; busy samples of other programs are too few in 2 s to count on: 1-4 were seen)
+    assert {"burner", "swapper"} <= recorded
 
 
 def test_a_pid_brings_its_children_into_perf_and_the_probes(burner_exe, tmp_path):
