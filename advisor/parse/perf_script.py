@@ -473,19 +473,20 @@ class _Parser:
         nl = body.find("\n")
         if nl <= 0:
             return self.parse_block_body(body, line_no)
-        m = _ADDRESS.match(body, 0, nl)
-        key = None if m is None else (body[m.end():nl], body[nl + 1:])
+        leaf_line, rest = body[:nl], body[nl + 1:]
+        m = _ADDRESS.match(leaf_line)
+        key = None if m is None else (leaf_line[m.end():], rest)
         if key is not None:
             entry = self.leaf_cache.get(key)
             if entry is not None:
                 self.block_cache.put(body, entry, len(body) + 100)  # same newlines: one leaf line
                 return entry
         entry = None
-        tail = self.tail_cache.get(body[nl + 1:] if key is None else key[1])
+        tail = self.tail_cache.get(rest)
         if tail is not None:
-            leaf = self.frame_cache.get(body[:nl])
-            if leaf is None and not self.looks_like_event(body[:nl]):
-                leaf = self.parse_frame_line(body[:nl])
+            leaf = self.frame_cache.get(leaf_line)
+            if leaf is None and not self.looks_like_event(leaf_line):
+                leaf = self.parse_frame_line(leaf_line)
             if leaf is not None:
                 entry = self.remember_block(body, self.stack_id_of(tail + leaf))
         if entry is None:
@@ -804,8 +805,7 @@ class _Parser:
         aggregate as it is moved, so that they are not held next to the table they become (with
         many distinct threads, the peak of a parse was here)."""
         for cache in (self.frame_cache, self.block_cache, self.tail_cache, self.leaf_cache,
-                      self.symbol_cache,
-                      self.head_cache, self.head_ids, self.stack_ids):
+                      self.symbol_cache, self.head_cache, self.head_ids, self.stack_ids):
             cache.clear()
         table = self.table
         stacks = self.stacks
