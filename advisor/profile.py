@@ -81,6 +81,7 @@ class Share:
 ROW_COLUMNS = ["stack", "comm", "pid", "tid", "cpu", "count", "weight", "idle", "selected"]
 #: Positions in a row tuple of the columns the shares read.
 _STACK, _COMM, _CPU, _COUNT, _WEIGHT = 0, 1, 4, 5, 6
+_GROUPABLE = {"stack": _STACK, "comm": _COMM, "cpu": _CPU}  # the columns busy_sums_by groups by
 
 
 class CpuStat(NamedTuple):
@@ -357,13 +358,13 @@ class Profile:
         return any(f.kind != "unknown" for frames in self.stack_frames for f in frames)
 
     # ----------------------------------------------------------------- symbol and process views
-    def busy_sums_by(self, *columns: int) -> dict:
-        """[weight, samples] of the busy rows summed by some of their columns (0 stack, 1 comm,
-        2 cpu): keyed by that column's value, or by the tuple of the values of several; in the
+    def busy_sums_by(self, *columns: str) -> dict:
+        """[weight, samples] of the busy rows summed by some of their columns ('stack', 'comm',
+        'cpu'): keyed by that column's value, or by the tuple of the values of several; in the
         order of first appearance."""
         if not columns:
-            raise TypeError("busy_sums_by needs at least one column (0 stack, 1 comm, 2 cpu)")
-        at = [(_STACK, _COMM, _CPU)[c] for c in columns]
+            raise TypeError("busy_sums_by needs at least one column: 'stack', 'comm' or 'cpu'")
+        at = [_GROUPABLE[c] for c in columns]
         acc: dict = {}
         for row in self._busy:
             key = row[at[0]] if len(at) == 1 else tuple(row[c] for c in at)
@@ -377,7 +378,7 @@ class Profile:
 
     @cached_property
     def _weights_by_stack(self) -> dict[int, tuple[float, int]]:
-        acc = self.busy_sums_by(0)
+        acc = self.busy_sums_by("stack")
         return {i: (float(acc[i][0]), acc[i][1]) for i in sorted(acc)}
 
     def top_symbols(self, n: int | None = 20, by: str = "self") -> list[SymbolStat]:
@@ -456,7 +457,7 @@ class Profile:
 
     def process_stats(self) -> list[ProcessStat]:
         """Busy share per comm (percent), largest first (ties by name)."""
-        acc = self.busy_sums_by(1)
+        acc = self.busy_sums_by("comm")
         total = sum(a[0] for a in acc.values()) or 1.0
         order = sorted(acc, key=lambda c: (-acc[c][0], c))
         return [ProcessStat(c, 100.0 * acc[c][0] / total, acc[c][1]) for c in order]

@@ -91,7 +91,7 @@ def build_tree(profile, highlights: list[Highlight] = (), collapse_unknown: bool
     With `collapse_unknown`, a run of consecutive `[unknown]` frames (an unwinder walking
     garbage) is drawn as one frame; matching always sees the stack as recorded.
     """
-    grouped = profile.busy_sums_by(0, 1, 2)  # (stack, comm, cpu) -> [weight, samples]
+    grouped = profile.busy_sums_by("stack", "comm", "cpu")  # -> [weight, samples]
     root = Node("all", "root", "root")
     matches: dict[tuple[int, int], int] = {}
     for (stack, comm, cpu), (weight, count) in grouped.items():
