@@ -21,7 +21,7 @@ import subprocess
 import threading
 
 from advisor.errors import InputError
-from advisor.proc import signal_group, stop_group
+from advisor.proc import kill_group, signal_group, stop_group
 
 TOOL_DIR = "/usr/sbin"
 # Time a tool may take to load and attach its BPF programs before its own timer starts, plus the
@@ -75,7 +75,7 @@ class Children:
             if not closed:
                 self._live.append(child)
         if closed:
-            stop_group(child, signal.SIGKILL, 0.0)
+            kill_group(child)
             raise ToolFailed(f"{os.path.basename(argv[0])} stopped: the collection was stopped")
         return child
 
