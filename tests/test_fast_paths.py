@@ -212,3 +212,20 @@ def test_runs_that_fill_the_rule_cache_at_once_leave_whole_lines(tmp_path):
     for line in lines:
         digest, _, content = line.partition(" ")
         assert len(digest) == 64 and isinstance(json.loads(content), dict)
+
+
+def test_a_full_rule_cache_starts_afresh_with_what_this_run_added(tmp_path, monkeypatch):
+    """Past CACHE_MAX_ENTRIES the cache file is replaced by this run's lines alone (it never
+    grows without end); what it held before is gone, and the next run finds every file in it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(rules_module, "CACHE_MAX_ENTRIES", 5)
+    cache_file = tmp_path / "advisor" / "valid-rules"
+    cache_file.parent.mkdir()
+    stale = [f"{i:064x} {{}}" for i in range(10)]  # lines of files that no longer exist
+    cache_file.write_text("\n".join(stale) + "\n")
+    load_rules()
+    lines = cache_file.read_text().splitlines()
+    assert len(lines) == len(list(rules_dir().glob("*.toml"))) and not set(stale) & set(lines)
+    monkeypatch.setattr(rules_module, "_VALIDATOR", None)
+    load_rules()  # every file found in the cache: nothing validated, nothing written
+    assert rules_module._VALIDATOR is None and cache_file.read_text().splitlines() == lines

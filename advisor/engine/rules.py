@@ -137,7 +137,7 @@ class ValidatedCache:
     def __init__(self, path: Path | None):
         self.path = path
         self._known: dict[str, str] | None = None  # digest -> JSON text of the parsed file
-        self._added: list[str] = []
+        self._added: dict[str, str] = {}  # the same, for what is not in the file yet
 
     @staticmethod
     def default_path() -> Path | None:
@@ -154,7 +154,7 @@ class ValidatedCache:
         digest.update(text.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
-    def _lines(self) -> dict[str, str]:
+    def _entries(self) -> dict[str, str]:
         if self._known is None:
             self._known = {}
             if self.path is not None:
@@ -170,7 +170,7 @@ class ValidatedCache:
 
     def get(self, digest: str) -> dict | None:
         """The parsed file that passed under `digest`, or None (never seen, or a damaged line)."""
-        content = self._lines().get(digest)
+        content = self._entries().get(digest)
         if content is None:
             return None
         try:
@@ -184,15 +184,15 @@ class ValidatedCache:
             content = json.dumps(raw, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError):
             return
-        if self._lines().get(digest) != content:
-            self._known[digest] = content
-            self._added.append(f"{digest} {content}\n")
+        if self._entries().get(digest) != content:
+            self._known[digest] = self._added[digest] = content
 
     def save(self) -> None:
         """Write the files added since loading (a fresh cache when the old one is full)."""
         if self.path is None or not self._added:
             return
-        added, self._added = self._added, []
+        added, self._added = self._added, {}
+        text = "".join(f"{digest} {content}\n" for digest, content in added.items())
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if len(self._known) > CACHE_MAX_ENTRIES:
@@ -200,13 +200,13 @@ class ValidatedCache:
 
                 fd, tmp = tempfile.mkstemp(prefix=".valid-rules.", dir=self.path.parent)
                 with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write("".join(added))
+                    fh.write(text)
                 os.replace(tmp, self.path)
-                self._known = dict(line.rstrip("\n").split(" ", 1) for line in added)
+                self._known = added
             else:  # one write(2) in append mode: concurrent runs do not cut into each other's lines
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    os.write(fd, "".join(added).encode("ascii"))
+                    os.write(fd, text.encode("ascii"))
                 finally:
                     os.close(fd)
         except OSError:
