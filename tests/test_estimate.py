@@ -178,3 +178,65 @@ def test_the_scale_of_samples_without_cpu_numbers_is_the_targets_whole_time():
     counters = {"cpu_time_pct": {"idle": [0.0, 0.0]}, "sched": {"target_cpus_used": 0.8}}
     bn = est.scoped_bottleneck(_scoped_meta(pid=42), counters, no_cpu)
     assert bn.scale == pytest.approx(0.4) and "not counted" not in bn.note
+
+
+# A system-wide `advise run` bundle: every CPU sampled, /proc/stat read over the same window.
+EVERY_CPU = {"target": {"comm": "nginx", "scoped": False}}
+KWORKER = "ret_from_fork;kthread;worker_thread;process_one_work"
+
+
+def test_a_cpu_with_few_samples_is_judged_by_proc_stat_not_by_its_samples():
+    """cpu1 idled, and cpu-clock recorded only 3 kworker samples there: the samples alone read it
+    100% busy, so both CPUs saturated. /proc/stat counted it 97% idle: cpu0 alone is the bottleneck,
+    and the note says what the samples alone would have said."""
+    profile = Profile(table([("nginx", 0, SERVE, 95), ("swapper/0", 0, IDLE, 5), ("kworker/1:1", 1, KWORKER, 3)]))
+    assert est.find_bottleneck(profile).kind == "all-saturated"  # the samples alone
+    counters = {"cpu_time_pct": {"idle": [4.0, 97.0], "iowait": [0.0, 0.0], "steal": [1.0, 0.0]}}
+    bn = est.system_bottleneck(EVERY_CPU, counters, profile)
+    assert bn.kind == "some-saturated" and bn.cpus == [0] and bn.from_proc_stat and not bn.target_only
+    assert [(c.cpu, c.samples, round(c.busy_pct), c.saturated) for c in bn.utilisation] == \
+        [(0, 100, 95, True), (1, 3, 3, False)]
+    assert "from /proc/stat" in bn.note and "samples alone read cpu0 95%, cpu1 100%, all-saturated" in bn.note
+    # a CPU that recorded no sample at all is there too: the samples alone do not show it
+    silent = Profile(table([("nginx", 0, SERVE, 95), ("swapper/0", 0, IDLE, 5)]))
+    assert [c.cpu for c in silent.cpu_stats()] == [0]
+    bn = est.system_bottleneck(EVERY_CPU, counters, silent)
+    assert bn.kind == "some-saturated" and bn.cpus == [0] and [c.cpu for c in bn.utilisation] == [0, 1]
+
+
+def test_when_proc_stat_agrees_with_the_samples_the_note_says_nothing_more():
+    profile = Profile(table([("nginx", 0, SERVE, 95), ("nginx", 1, SERVE, 60), ("swapper/1", 1, IDLE, 2)]))
+    bn = est.system_bottleneck(EVERY_CPU, {"cpu_time_pct": {"idle": [3.0, 6.0]}}, profile)
+    assert bn.kind == "all-saturated" and bn.cpus is None and "samples alone" not in bn.note
+    assert [round(c.busy_pct) for c in bn.utilisation] == [97, 94]
+
+
+def test_the_samples_decide_when_proc_stat_cannot():
+    profile = Profile(table([("nginx", 0, SERVE, 95), ("kworker/1:1", 1, KWORKER, 3)]))
+    counters = {"cpu_time_pct": {"idle": [4.0, 97.0]}}
+    assert est.system_bottleneck(EVERY_CPU, None, profile) is None  # not read
+    assert est.system_bottleneck(EVERY_CPU, {"cpu_time_pct": {"idle": []}}, profile) is None
+    assert est.system_bottleneck(_scoped_meta(pid=42), counters, profile) is None  # scoped_bottleneck's
+    no_cpu = Profile(table([("nginx", -1, SERVE, 30)]))
+    assert est.system_bottleneck(EVERY_CPU, counters, no_cpu) is None  # shares cannot be taken per CPU
+    # samples of a CPU /proc/stat did not count: not the same machine or window
+    assert est.system_bottleneck(EVERY_CPU, {"cpu_time_pct": {"idle": [4.0]}}, profile) is None
+    # /proc/stat finds cpu1 saturated, where perf recorded no busy sample: no share to take there
+    idle_there = Profile(table([("nginx", 0, SERVE, 40), ("swapper/0", 0, IDLE, 60), ("swapper/1", 1, IDLE, 9)]))
+    assert est.system_bottleneck(EVERY_CPU, {"cpu_time_pct": {"idle": [60.0, 2.0]}}, idle_there) is None
+
+
+def test_the_summary_of_a_system_wide_bundle_shows_proc_stat_utilisation_and_the_shares_follow_it():
+    from advisor.analysis import analyze_evidence
+    from advisor.evidence import Evidence
+    from advisor.report import json_report
+
+    profile = Profile(table([("nginx", 0, SERVE, 95), ("swapper/0", 0, IDLE, 5), ("kworker/1:1", 1, KWORKER, 3)]))
+    counters = {"cpu_time_pct": {"idle": [4.0, 97.0]}}
+    data = analyze_evidence(Evidence(profile, None, counters, EVERY_CPU, "bundle", {})).data
+    json_report.validate(data)
+    summary = data["profile"]
+    assert summary["bottleneck"]["kind"] == "some-saturated" and summary["bottleneck"]["cpus"] == [0]
+    assert [c["busy_pct"] for c in summary["cpus"]] == [96.0, 3.0] and summary["busy_pct"] == 49.5
+    without = analyze_evidence(Evidence(profile, None, None, EVERY_CPU, "bundle", {})).data["profile"]
+    assert without["bottleneck"]["kind"] == "all-saturated"  # the samples alone

@@ -27,7 +27,7 @@ class Bottleneck:
     basis: str  # 'throughput' when some CPU is saturated, else 'cpu_time'
     scale: float = 1.0  # the sampled part of the busy time (< 1 when perf sampled only the target)
     utilisation: list[CpuStat] = field(default_factory=list)  # per CPU, what the kind was decided on
-    from_proc_stat: bool = False  # utilisation read from /proc/stat (the samples show only the target)
+    from_proc_stat: bool = False  # utilisation read from /proc/stat, not from the samples
     target_only: bool = False  # perf sampled only the target: the samples say nothing of utilisation
 
     def busy_cpus(self) -> float:
@@ -36,12 +36,12 @@ class Bottleneck:
 
 
 def classify(utilisation: list[CpuStat], note: str = "", scale: float = 1.0,
-             from_proc_stat: bool = False) -> Bottleneck:
+             from_proc_stat: bool = False, target_only: bool = False) -> Bottleneck:
     """Which CPUs limit throughput: the saturated ones, if any. `note` says where the figures
     come from; the kind and the CPUs are decided here, for every source alike."""
-    listing = ", ".join(f"cpu{c.cpu} {c.busy_pct:.0f}%" for c in utilisation)
+    listing = _listing(utilisation)
     extra = dict(scale=scale, utilisation=list(utilisation), from_proc_stat=from_proc_stat,
-                 target_only=from_proc_stat)  # /proc/stat is read when the samples hold only the target
+                 target_only=target_only)
     lead = f"{note}; " if note else ""
     sat = [c.cpu for c in utilisation if c.saturated]
     if len(sat) == len(utilisation):
@@ -70,6 +70,10 @@ def find_bottleneck(profile: Profile) -> Bottleneck:
 
 def _cpulist(ids: list[int]) -> str:
     return ",".join(str(i) for i in sorted(ids))
+
+
+def _listing(utilisation: list[CpuStat]) -> str:
+    return ", ".join(f"cpu{c.cpu} {c.busy_pct:.0f}%" for c in utilisation)
 
 
 def gain_pct(removed: float) -> float:
@@ -160,15 +164,11 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
         return None
     who = f"cgroup {target['cgroup']}" if target.get("cgroup") else f"process tree of {target.get('pid')}"
     counters = counters if isinstance(counters, dict) else {}
-    pct = counters.get("cpu_time_pct") if isinstance(counters.get("cpu_time_pct"), dict) else {}
-    idle = _numbers(pct.get("idle"))
-    if all(i is None for i in idle):
+    busy = proc_stat_busy(counters)
+    if busy is None:
         return Bottleneck("unknown", None, f"perf sampled only the {who} and per-CPU utilisation was not "
                           "counted: shares are of the target's time, assumed to be the CPUs' busy time",
                           "throughput", target_only=True)
-    away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
-    busy = {c: max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away))  # an offline CPU has no figures
-            for c, i in enumerate(idle) if i is not None}
     sampled = {c.cpu: c.samples for c in profile.cpu_stats()}
     utilisation = [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
     sched = counters.get("sched") if isinstance(counters.get("sched"), dict) else {}
@@ -188,7 +188,52 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
         where = "" if len(cpus) == len(busy) else f" on CPUs {_cpulist(cpus)}"
         why = f"it ran {there:.2f} CPUs' worth of the {busy_cpus:.2f} busy{where}: estimates x{scale:.2f}"
     return classify(utilisation, f"perf sampled only the {who}, utilisation from /proc/stat; {why}",
-                    scale, from_proc_stat=True)
+                    scale, from_proc_stat=True, target_only=True)
+
+
+def system_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bottleneck | None:
+    """The bottleneck of a bundle that sampled every CPU and read /proc/stat over the same
+    window (`advise run`): each CPU's utilisation from /proc/stat, the shares from the samples.
+
+    Why not from the samples: with cpu-clock, a CPU's sample count is not always its time. An
+    idle CPU may record no sample for seconds, and then is missing or judged by a few kworker
+    samples (saturated); a CPU busy with interrupts off loses the periods its timer overran.
+    /proc/stat counts every tick of every CPU. None, and the samples decide, when /proc/stat
+    was not read, when the samples carry no CPU numbers (the shares could not be taken per
+    CPU), when they show a CPU /proc/stat does not (not the same machine), or when no busy
+    sample ran on the CPUs /proc/stat finds saturated (there would be nothing to take a share
+    of).
+    """
+    target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
+    busy = proc_stat_busy(counters)
+    if target.get("scoped") or busy is None or not profile.has_cpu:
+        return None
+    sampled = profile.cpu_stats()
+    if any(c.cpu not in busy for c in sampled):
+        return None
+    samples = {c.cpu: c.samples for c in sampled}
+    utilisation = [CpuStat(c, samples.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
+    bn = classify(utilisation, "utilisation from /proc/stat over the recording", from_proc_stat=True)
+    if bn.cpus and not any(c.cpu in bn.cpus and c.busy_pct > 0 for c in sampled):
+        return None
+    by_samples = classify(sampled)
+    if (by_samples.kind, by_samples.cpus) != (bn.kind, bn.cpus):
+        bn.note += (f"; the samples alone read {_listing(sampled)}, {by_samples.kind}: a CPU's "
+                    "cpu-clock samples can fall short of its time")
+    return bn
+
+
+def proc_stat_busy(counters: dict | None) -> dict[int, float] | None:
+    """{cpu: busy %} over the recording from counters.json's /proc/stat shares (not idle, iowait
+    or steal); None when they were not counted. An offline CPU has no figures and no entry."""
+    counters = counters if isinstance(counters, dict) else {}
+    pct = counters.get("cpu_time_pct") if isinstance(counters.get("cpu_time_pct"), dict) else {}
+    idle = _numbers(pct.get("idle"))
+    if all(i is None for i in idle):
+        return None
+    away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
+    return {c: max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away))
+            for c, i in enumerate(idle) if i is not None}
 
 
 def _numbers(values, length: int | None = None) -> list[float | None]:

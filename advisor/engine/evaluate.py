@@ -18,7 +18,7 @@ from ..profile import SPARE_PCT
 from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
-                       rank_key, sample_confidence, scoped_bottleneck, tier)
+                       rank_key, sample_confidence, scoped_bottleneck, system_bottleneck, tier)
 from .rules import Rule
 
 
@@ -238,8 +238,8 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
         raise _Skip("not_evaluated", f"mitigation state unknown: {state.detail}")
     # The entries are counted machine-wide (or for the target alone: then fewer than there were),
     # so their cost is a fraction of every CPU's busy time, taken to be spread as that busy time
-    # is, and so the same fraction of the bottleneck CPUs'. Per-CPU busy time from the samples,
-    # or from /proc/stat when only the target was sampled; without CPU numbers, the machine's.
+    # is, and so the same fraction of the bottleneck CPUs'. Per-CPU busy time from /proc/stat when
+    # the bundle read it, else from the samples; without CPU numbers, the machine's.
     assumed = []
     if bn.utilisation:
         busy_ns = bn.busy_cpus() * 1e9
@@ -260,7 +260,7 @@ def _model_entry_rate(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, 
 
 
 def _model_imbalance(rule: Rule, ev: Evidence, bn: Bottleneck, state: Verdict, counters: Verdict) -> Outcome:
-    cpus = bn.utilisation  # from the samples, or /proc/stat when only the target was sampled
+    cpus = bn.utilisation  # from /proc/stat when the bundle read it, else from the samples
     if not cpus:
         raise _Skip("not_evaluated", "samples carry no CPU number, so per-CPU balance is unknown")
     if bn.kind != "some-saturated":
@@ -334,7 +334,8 @@ def recommendation(out: Outcome, bottleneck: Bottleneck, ev: Evidence) -> dict:
 
 def evaluate(rules: list[Rule], ev: Evidence) -> tuple[Bottleneck, list[dict], list[dict], list[dict]]:
     """(bottleneck, ranked recommendations, clean, not evaluated)."""
-    bottleneck = scoped_bottleneck(ev.meta, ev.counters, ev.profile) or find_bottleneck(ev.profile)
+    bottleneck = (scoped_bottleneck(ev.meta, ev.counters, ev.profile)
+                  or system_bottleneck(ev.meta, ev.counters, ev.profile) or find_bottleneck(ev.profile))
     recs, clean, skipped = [], [], []
     for rule in rules:
         out = evaluate_rule(rule, ev, bottleneck)
