@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import NamedTuple
 
 from .engine.match import SymbolFamily, family, match_stack
@@ -81,6 +82,7 @@ class Share:
 ROW_COLUMNS = ["stack", "comm", "pid", "tid", "cpu", "count", "weight", "idle", "selected"]
 #: Positions in a row tuple of the columns the shares read.
 _STACK, _COMM, _CPU, _COUNT, _WEIGHT = 0, 1, 4, 5, 6
+_SYMBOL = attrgetter("symbol")  # of a Frame
 _GROUPABLE = {"stack": _STACK, "comm": _COMM, "cpu": _CPU}  # the columns busy_sums_by groups by
 
 
@@ -137,20 +139,21 @@ class Profile:
         self.stack_frames: list[tuple] = []  # Frame tuples, same order
         idle_of: dict[tuple, bool] = {}  # (comm is swapper, stack) -> idle
         rows = []  # ROW_COLUMNS tuples, in the table's order
+        filtered = self._comm_match is not None or pid is not None  # else every row is selected
         for (event, comm, key_pid, tid, cpu, frames), (count, weight) in table.rows.items():
             if event != self.event:
                 continue
             idx = stack_index.get(frames)
             if idx is None:
                 idx = stack_index[frames] = len(self.stacks)
-                self.stacks.append(tuple(f.symbol for f in frames))
+                self.stacks.append(tuple(map(_SYMBOL, frames)))
                 self.stack_frames.append(frames)
             swapper = comm.startswith("swapper")
             idle = idle_of.get((swapper, idx))
             if idle is None:
                 idle = idle_of[(swapper, idx)] = self._is_idle(comm, self.stacks[idx])
             rows.append((idx, comm, key_pid, tid, cpu, count, weight, idle,
-                         self.selects(comm, key_pid, tid)))
+                         self.selects(comm, key_pid, tid) if filtered else True))
         self._rows = rows
         self.samples = sum(r[5] for r in rows)
         #: Busy rows of the selected processes, the population every share is taken over (the
