@@ -6,6 +6,7 @@ It is what `advise run --save` writes, what CI replays and what samples/ holds.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +41,38 @@ def read_json(path: Path) -> dict:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", str(path)) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", str(path), exc.lineno) from None
+    except _NotANumber as exc:
+        raise InputError(f"invalid JSON: {exc} is not a number JSON allows", str(path),
+                         _line_of_constant(text)) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
     return data
+
+
+class _NotANumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    """NaN and Infinity: Python's json reads them, JSON has no such numbers, and no figure can
+    be computed from them (a report could not even be written)."""
+    raise _NotANumber(name)
+
+
+#: A JSON string, or one of the constants json.loads accepts beyond JSON.
+_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]+|\\.)*"|(-?Infinity|NaN)')
+
+
+def _line_of_constant(text: str) -> int | None:
+    """The line of the first NaN or Infinity outside a string (the text parsed up to there, so
+    its strings are well formed)."""
+    for m in _STRING_OR_CONSTANT.finditer(text):
+        if m.group(1):
+            return text.count("\n", 0, m.start()) + 1
+    return None
 
 
 #: Nested meta.json fields the reports show: (section, field) -> expected type.

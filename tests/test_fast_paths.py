@@ -7,6 +7,7 @@ Each shortcut is checked here against the slow way on real samples.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,20 @@ def test_cached_rule_files_are_neither_parsed_nor_validated_and_read_the_same(tm
     assert damaged["parsed"] == ["tomllib", "jsonschema"] and damaged["rules"] == first["rules"]
     assert cache_file.read_text().splitlines()[-1] == lines[0]  # that file, parsed and kept again
     assert rules_in_a_process(tmp_path)["parsed"] == []
+
+
+def test_a_cache_line_holding_nan_is_damaged_and_the_file_parsed_again(tmp_path):
+    """Python's json reads NaN, which this cache never writes: such a line was not written by
+    advisor, and taking it would put a nan into the estimates."""
+    first = rules_in_a_process(tmp_path)
+    cache_file = tmp_path / "advisor" / "valid-rules"
+    lines = cache_file.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if '"reported_gain_pct":' in line)
+    nan = re.sub(r'"reported_gain_pct":[0-9.]+', '"reported_gain_pct":NaN', lines[number])
+    assert nan != lines[number]
+    cache_file.write_text("\n".join(lines[:number] + [nan] + lines[number + 1:]) + "\n")
+    again = rules_in_a_process(tmp_path)
+    assert again["parsed"] == ["tomllib", "jsonschema"] and again["rules"] == first["rules"]
 
 
 def test_a_rule_file_edited_after_it_was_cached_is_validated_again(tmp_path, monkeypatch):

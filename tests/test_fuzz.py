@@ -14,7 +14,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -420,12 +422,36 @@ def mutated_rules(draw) -> tuple[str, str]:
     return str(path), toml_dumps(doc)
 
 
+def rule_numbers(rule) -> list:
+    """Every number a Rule carries into estimates and reports."""
+    numbers = [rule.removable, rule.min_share_pct, rule.reported_gain_pct, *rule.removable_range]
+    for pair in (rule.fraction, rule.cost_ns_per_entry, rule.reported_range_pct):
+        numbers += list(pair or ())
+    return numbers
+
+
 @FUZZ
 @given(mutated_rules())
 def test_rule_loader_on_mutated_fields(rule):
     path, text = rule
     with only_input_errors(path):
-        parse_rule(text, path)
+        loaded = parse_rule(text, path)
+        # what loads can be estimated and reported: a nan or inf could not be written as JSON
+        assert all(math.isfinite(x) for x in rule_numbers(loaded)), rule_numbers(loaded)
+
+
+@pytest.mark.parametrize("lines, field", [
+    ("reported_gain_pct = nan", "reference.reported_gain_pct: nan"),
+    ("reported_gain_pct = +inf", "reference.reported_gain_pct: inf"),
+    ("reported_gain_pct = 22\nreported_range_pct = [20, -inf]", "reference.reported_range_pct.1: -inf")])
+def test_a_rule_with_nan_or_inf_is_refused_naming_the_field(lines, field):
+    """TOML has nan and inf, and both pass the schema's bounds (nan compares false to them)."""
+    path = rules_dir() / "netfilter.toml"
+    text = path.read_text()
+    assert "reported_gain_pct = 22\n" in text
+    with pytest.raises(InputError) as err:
+        parse_rule(text.replace("reported_gain_pct = 22\n", lines + "\n", 1), str(path))
+    assert f"field {field} is not a finite number" in str(err.value) and str(path) in str(err.value)
 
 
 @FUZZ
@@ -453,7 +479,7 @@ SAMPLE = b"".join(
 SYSTEM = json.loads((samples_dir() / "netfilter" / "system.json").read_text())
 SYSTEM["mitigations"].update(meltdown="Mitigation: PTI", mds="Mitigation: Clear CPU buffers")
 META = json.loads((samples_dir() / "netfilter" / "meta.json").read_text())
-COUNTERS = {"duration_s": 5,
+COUNTERS = {"duration_s": 5, "cpu_time_pct": {"idle": [5.0, 60.0], "iowait": [0.0, 0.0], "steal": [0.0, 1.0]},
             "syscalls": {"per_sec": 1000.0, "by_name": {"read": 10, "sendto": 5}, "source": "bpf"},
             "sched": {"migrations_per_sec": 1.0, "context_switches_per_sec": 2.0},
             "softirqs": {"NET_RX": {"per_cpu_usecs": [1, 2], "per_sec": 3.0}},
@@ -487,7 +513,7 @@ JSON_VALUES = st.recursive(
 def json_documents(draw, base: dict) -> bytes:
     """`base` with values of the wrong type at random places, or broken JSON text."""
     kind = draw(st.sampled_from(["retyped"] * 6 + ["truncated", "not utf-8", "nul", "empty",
-                                                   "not an object", "huge string"]))
+                                                   "not an object", "huge string", "not finite"]))
     doc = json.loads(json.dumps(base))
     if kind == "retyped":
         paths = [p for p in json_paths(doc) if p]
@@ -518,6 +544,10 @@ def json_documents(draw, base: dict) -> bytes:
         return b""
     if kind == "not an object":
         return json.dumps(draw(JSON_VALUES)).encode()
+    if kind == "not finite":  # a number made NaN or Infinity: what Python's json reads, JSON has not
+        numbers = [m.span(2) for m in re.finditer(rb"(: |\n +)(-?[0-9][0-9.eE+-]*)", text)]
+        start, end = draw(st.sampled_from(numbers)) if numbers else (len(text), len(text))
+        return text[:start] + draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity"])) + text[end:]
     return json.dumps({**doc, "host": "h" * (3 << 20)}).encode()
 
 
@@ -610,6 +640,20 @@ def test_known_crashes_are_input_errors_or_results(tmp_path, name):
         (tmp_path / file).write_text(json.dumps(doc))
     with only_input_errors(tmp_path):
         analyze_and_render(tmp_path)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_in_a_bundle_file_is_refused_naming_its_line(tmp_path, constant):
+    """Python's json reads them; no figure can be computed from them, and a report holding one
+    could not be written as JSON (it was an internal error, exit 70)."""
+    (tmp_path / "perf.script").write_bytes(SAMPLE + IDLE)
+    counters = json.dumps({"cpu_time_pct": {"idle": [5.0, 60.0]}}, indent=1)
+    (tmp_path / "counters.json").write_text(counters.replace("60.0", constant))
+    line = 1 + counters[:counters.index("60.0")].count("\n")
+    with pytest.raises(InputError) as err:
+        analyze_and_render(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'counters.json'}:{line}: invalid JSON: {constant} is not a number JSON allows"
+    assert line > 1  # the constant's own line, not the file's first
 
 
 def test_empty_bundle_directory_names_it(tmp_path):

@@ -225,14 +225,15 @@ def system_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
 
 def proc_stat_busy(counters: dict | None) -> dict[int, float] | None:
     """{cpu: busy %} over the recording from counters.json's /proc/stat shares (not idle, iowait
-    or steal); None when they were not counted. An offline CPU has no figures and no entry."""
+    or steal), within 0-100; None when they were not counted. An offline CPU has no figures and
+    no entry."""
     counters = counters if isinstance(counters, dict) else {}
     pct = counters.get("cpu_time_pct") if isinstance(counters.get("cpu_time_pct"), dict) else {}
     idle = _numbers(pct.get("idle"))
     if all(i is None for i in idle):
         return None
     away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
-    return {c: max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away))
+    return {c: min(100.0, max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away)))
             for c, i in enumerate(idle) if i is not None}
 
 

@@ -15,6 +15,7 @@ and failures are never cached. The checks after the schema's (`parse_rule`) alwa
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,7 +175,7 @@ class ValidatedCache:
         if content is None:
             return None
         try:
-            raw = json.loads(content)
+            raw = json.loads(content, parse_constant=_no_constant)
         except ValueError:
             return None
         return raw if isinstance(raw, dict) else None
@@ -213,6 +214,10 @@ class ValidatedCache:
             pass
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} in the cache")  # never written there: a damaged line, parsed anew
+
+
 def _conditions(raw: dict | None) -> Conditions:
     if not raw:
         return Conditions()
@@ -222,6 +227,18 @@ def _conditions(raw: dict | None) -> Conditions:
 
 def _field_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _non_finite(value, where: tuple = ()) -> tuple[tuple, float] | None:
+    """(field path, value) of the first nan or inf in a parsed rule file, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, where + (key,))
+        if found is not None:
+            return found
+    return None
 
 
 def _parse_toml(text: str, path: str) -> dict:
@@ -255,6 +272,10 @@ def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rul
         if errors:
             err = errors[0]
             raise InputError(f"field {_field_path(err)}: {err.message}", path)
+        where = _non_finite(raw)
+        if where is not None:  # TOML has nan and inf, which pass a schema's bounds
+            raise InputError(f"field {'.'.join(map(str, where[0]))}: {where[1]} is not a finite number",
+                             path)
         if cache is not None:
             cache.add(digest, raw)
     stem = Path(path).stem
