@@ -6,10 +6,10 @@ It is what `advise run --save` writes, what CI replays and what samples/ holds.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import input_lines
 from .errors import InputError
 from .model import StackTable
 
@@ -46,7 +46,10 @@ def read_json(path: Path) -> dict:
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", str(path), exc.lineno) from None
     except _NotANumber as exc:
         raise InputError(f"invalid JSON: {exc} is not a number JSON allows", str(path),
-                         _line_of_constant(text)) from None
+                         input_lines.json_constant(text)) from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply to read (deepest here)", str(path),
+                         input_lines.json_deepest(text)) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
     return data
@@ -60,19 +63,6 @@ def _refuse_constant(name: str):
     """NaN and Infinity: Python's json reads them, JSON has no such numbers, and no figure can
     be computed from them (a report could not even be written)."""
     raise _NotANumber(name)
-
-
-#: A JSON string, or one of the constants json.loads accepts beyond JSON.
-_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]+|\\.)*"|(-?Infinity|NaN)')
-
-
-def _line_of_constant(text: str) -> int | None:
-    """The line of the first NaN or Infinity outside a string (the text parsed up to there, so
-    its strings are well formed)."""
-    for m in _STRING_OR_CONSTANT.finditer(text):
-        if m.group(1):
-            return text.count("\n", 0, m.start()) + 1
-    return None
 
 
 #: Nested meta.json fields the reports show: (section, field) -> expected type.

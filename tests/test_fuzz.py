@@ -749,3 +749,33 @@ def test_a_leaf_that_reads_as_an_event_line_at_one_address_only_reads_as_without
     cached = outcome(read)
     assert cached == without_caches(read) and cached == with_small_caches(read)
     assert "ev" in cached[2] and "cpu-clock" in cached[2]  # the short one began a sample of `ev`
+
+
+# ------------------------------------------------------------------------ nested too deeply
+def test_a_bundle_file_nested_too_deeply_is_refused_naming_the_deepest_line(tmp_path):
+    """json.loads parses arrays by recursion: 100,000 levels raised RecursionError (exit 70)."""
+    (tmp_path / "perf.script").write_bytes(SAMPLE)
+    deep = '{\n "note": "[[[ {{ not counted",\n "x":\n' + "[" * 100_000 + "]" * 100_000 + "\n}"
+    (tmp_path / "system.json").write_text(deep)
+    with pytest.raises(InputError) as err:
+        analyze_and_render(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'system.json'}:4: invalid JSON: nested too deeply to read (deepest here)"
+
+
+def test_a_rule_file_nested_too_deeply_is_refused_naming_the_deepest_line():
+    path = rules_dir() / "netfilter.toml"
+    text = path.read_text()
+    deep = 'x = """[[[\n]]]"""  # [[[[ neither counts\ny = ' + "[" * 100_000 + "]" * 100_000 + "\n"
+    line = text[:text.index("reported_gain_pct = 22\n")].count("\n") + 4  # y, after x's two lines
+    with pytest.raises(InputError) as err:
+        parse_rule(text.replace("reported_gain_pct = 22\n", "reported_gain_pct = 22\n" + deep, 1), str(path))
+    assert str(err.value) == f"{path}:{line}: invalid TOML: nested too deeply to read (deepest here)"
+
+
+def test_lines_are_found_outside_strings_and_comments():
+    from advisor import input_lines
+
+    assert input_lines.json_constant('{"a": "NaN",\n "b": [1,\n -Infinity]}') == 3
+    assert input_lines.json_constant('{"a": "Infinity"}') is None
+    assert input_lines.json_deepest('{"a": "[[[[",\n "b": [[1]],\n "c": [[[2]]]}') == 3
+    assert input_lines.toml_deepest("a = '[[[['\n# [[[[[\nb = [[1]]\n[t]\n") == 3

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import input_lines
 from ..errors import InputError
 from ..paths import rules_dir
 from .match import SymbolFamily, family
@@ -255,6 +256,9 @@ def _parse_toml(text: str, path: str) -> dict:
             except ValueError:
                 line = None
         raise InputError(f"invalid TOML: {msg}", path, line) from None
+    except RecursionError:
+        raise InputError("invalid TOML: nested too deeply to read (deepest here)", path,
+                         input_lines.toml_deepest(text)) from None
 
 
 def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rule:
