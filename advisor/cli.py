@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import AdvisorError, UsageError
+from .errors import AdvisorError, EnvironmentProblem, UsageError
 
 EXIT_GATE = 1
 EXIT_INTERNAL = 70
@@ -40,10 +40,18 @@ def is_special(path: Path) -> bool:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write next to the target, then rename: a failure never leaves half a file. A device or
-    FIFO is written in place: there is no half-written file to fear, and a rename would replace it."""
+    FIFO is written in place: there is no half-written file to fear, and a rename would replace it.
+    A failure (no such directory, no permission, disk full) is one line naming the file."""
+    path = Path(path)
+    try:
+        _write_atomically(path, text)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
     import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
 
-    path = Path(path)
     if is_special(path):
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -1,6 +1,7 @@
 """The `advise` command: exit codes, formats, the CI gate, one-line errors, atomic output."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,21 @@ def test_output_is_atomic_when_rendering_fails(tmp_path, recording):
     assert proc.returncode == 2
     assert out.read_text() == "previous report\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_an_output_that_cannot_be_written_is_one_line_naming_it_and_leaves_nothing(tmp_path, recording,
+                                                                                 small_tmpfs):
+    """No such directory, a directory, a full disk (an HTML report does not fit in 8 KiB), a
+    full device: exit 3, one line, no temporary file left (it was an internal error, exit 70)."""
+    cases = [(tmp_path / "no" / "such" / "dir.json", "No such file or directory"),
+             (tmp_path, "Is a directory"),
+             (small_tmpfs / "report.html", "No space left on device"),
+             (Path("/dev/full"), "No space left on device")]
+    for out, reason in cases:
+        proc = advise("analyze", recording, "--format", "html", "-o", out)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", f"advise: cannot write {out}: {reason}\n")
+    assert os.listdir(small_tmpfs) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.perf.txt", "small"]
 
 
 def test_rules_and_explain():

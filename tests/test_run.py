@@ -181,16 +181,11 @@ def test_perf_missing_is_exit_3_and_one_line(tmp_path):
     assert done.stdout == ""
 
 
-def test_a_full_disk_leaves_no_half_bundle(tmp_path):
+def test_a_full_disk_leaves_no_half_bundle(small_tmpfs):
     """A 8 KiB tmpfs: perf.script.gz cannot fit."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], check=True, timeout=10)
-    try:
-        done = advise("run", "--duration", "2", "--save", str(mount / "bundle"), "--format", "json")
-        leftovers = os.listdir(mount)
-    finally:
-        subprocess.run(["umount", str(mount)], check=True, timeout=10)
+    mount = small_tmpfs
+    done = advise("run", "--duration", "2", "--save", str(mount / "bundle"), "--format", "json")
+    leftovers = os.listdir(mount)
     assert done.returncode == 3 and done.stdout == ""
     assert done.stderr == (f"advise: --save {mount / 'bundle'}: cannot write the bundle: "
                            "No space left on device; nothing was saved\n")
