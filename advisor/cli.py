@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 the --fail-on-gain gate tripped, 2 bad usage or bad input,
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import stat
 import sys
@@ -229,10 +230,26 @@ def cmd_explain(args) -> int:
 OWN_COMMANDS = ("analyze", "rules", "explain")
 
 
+def process_id(text: str) -> int:
+    """A PID (0 is the idle task); -1, which marks samples without a PID, is not one."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: a process id is 0 or more")
+    return value
+
+
+def percent(text: str) -> float:
+    """A gate's threshold: a finite number (nan would never trip it, and say nothing)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text}: give a finite percentage")
+    return value
+
+
 def add_sample_filters(p: argparse.ArgumentParser, where: str = "") -> None:
     """--comm, --pid, --event: which samples count (`where`: e.g. ", on both sides")."""
     p.add_argument("--comm", help=f"only samples of these command names (globs, comma-separated: nginx,wrk){where}")
-    p.add_argument("--pid", type=int, help=f"only samples of this process id{where}")
+    p.add_argument("--pid", type=process_id, help=f"only samples of this process id{where}")
     p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
 
 
@@ -241,7 +258,7 @@ def add_report_options(p: argparse.ArgumentParser, formats: tuple[str, ...], wri
     """--format, --output, --fail-on-gain, --rules: the same on every command that reports."""
     p.add_argument("--format", choices=formats, default="terminal")
     p.add_argument("--output", "-o", type=Path, help=f"write {written} here (atomically)")
-    p.add_argument("--fail-on-gain", type=float, metavar="PCT", help=f"exit 1 when {gate} (CI gate)")
+    p.add_argument("--fail-on-gain", type=percent, metavar="PCT", help=f"exit 1 when {gate} (CI gate)")
     p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
 
 

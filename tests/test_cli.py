@@ -128,6 +128,17 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_it_and_leaves_nothi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.perf.txt", "small"]
 
 
+@pytest.mark.parametrize("option, value, says", [("--fail-on-gain", "nan", "nan: give a finite percentage"),
+                                                  ("--fail-on-gain", "inf", "inf: give a finite percentage"),
+                                                  ("--pid", "-1", "-1: a process id is 0 or more")])
+def test_a_gate_that_could_never_trip_or_a_pid_no_process_has_is_a_usage_error(recording, option, value, says):
+    """nan never compares true, so `--fail-on-gain nan` passed every CI run; -1 marks samples
+    without a PID, so `--pid -1` selected every such sample."""
+    proc = advise("analyze", recording, "--format", "json", f"{option}={value}")
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert f"argument {option}: {says}" in proc.stderr
+
+
 def test_rules_and_explain():
     proc = advise("rules")
     assert proc.returncode == 0 and "qdisc-lock" in proc.stdout
