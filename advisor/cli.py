@@ -51,12 +51,12 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
-
     if is_special(path):
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
         return
+    import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
+
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     umask = os.umask(0)
