@@ -50,6 +50,21 @@ def write_atomically(path: Path, text: str) -> None:
         raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def check_output_target(path: Path) -> None:
+    """Refuse an --output that cannot be written before a long collection, not after it: a
+    directory, or a file whose directory is missing or not writable (a device or FIFO is fine)."""
+    path = Path(path)
+    if is_special(path):
+        return
+    if path.is_dir():
+        raise EnvironmentProblem(f"cannot write {path}: Is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise EnvironmentProblem(f"cannot write {path}: no directory {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise EnvironmentProblem(f"cannot write {path}: no permission to write in {directory}")
+
+
 def _write_atomically(path: Path, text: str) -> None:
     if is_special(path):
         with open(path, "w", encoding="utf-8") as fh:

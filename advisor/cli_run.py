@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli import FORMATS, add_report_options, gate, render_result
+from .cli import FORMATS, add_report_options, check_output_target, gate, render_result
 from .collect.perf import DEFAULT_FREQUENCY
 from .errors import UsageError
 from .run import DEFAULT_DURATION_S, run
@@ -55,6 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--duration {args.duration:g}: give 0 < S <= {MAX_DURATION_S:g}")
     if not 0 < args.frequency <= MAX_FREQUENCY:
         raise UsageError(f"--frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
+    if args.output is not None:
+        check_output_target(args.output)
     result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,
                  cgroup=args.cgroup, netns=args.netns, during=args.during, save=args.save, progress=True,
                  rules_dir=args.rules, bpf=args.bpf)

@@ -200,6 +200,15 @@ def test_save_refuses_a_directory_that_is_not_empty_before_collecting(tmp_path):
     assert time.monotonic() - start < 10  # refused before the 30 s window
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_collecting(tmp_path):
+    for out, reason in [(tmp_path / "missing" / "report.json", f"no directory {tmp_path / 'missing'}"),
+                        (tmp_path, "Is a directory")]:
+        start = time.monotonic()
+        done = advise("run", "--duration", "30", "--output", str(out))
+        assert (done.returncode, done.stdout, done.stderr) == (3, "", f"advise: cannot write {out}: {reason}\n")
+        assert time.monotonic() - start < 10  # refused before the 30 s window
+
+
 def test_netfilter_ranks_first_and_the_saved_bundle_analyses_the_same(tmp_path):
     """nginx in a namespace behind 300+300 iptables rules and conntrack, wrk from the other one."""
     bundle = tmp_path / "bundle"
