@@ -178,3 +178,15 @@ def test_output_to_a_device_or_fifo_is_written_in_place_never_replaced(recording
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert "# ---- rollback ----" in received[0] and received[0].startswith("#!")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.perf.txt", "report.fifo"]  # no rollback beside it
+
+
+@pytest.mark.parametrize("content", [b"", b"nginx;main;recv 0\nswapper;do_idle 0\n"])
+def test_a_recording_without_samples_says_so(tmp_path, content):
+    """Every rule would read 'clean' over no samples: the report must not look like a clean bill."""
+    path = tmp_path / "empty.folded"
+    path.write_bytes(content)
+    proc = advise("analyze", path, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["profile"]["samples"] == 0 and data["recommendations"] == []
+    assert "no samples in the recording (none, or every count 0): nothing to rank" in data["warnings"]
