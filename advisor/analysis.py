@@ -221,7 +221,7 @@ def analyze_evidence(evidence: Evidence, rules: list[Rule] | None = None) -> Res
     rules = rules if rules is not None else load_rules()
     bottleneck, recs, clean, skipped = evaluate(rules, evidence)
     warnings = list(evidence.profile.table.warnings)
-    if evidence.profile.samples == 0:  # an empty file, or counts of 0: every rule reads "clean"
+    if evidence.profile.samples == 0:  # an empty file, or counts of 0: say why nothing is ranked, once
         warnings.append("no samples in the recording (none, or every count 0): nothing to rank")
     elif any(evidence.profile.filters.values()) and evidence.profile.busy_samples == 0:
         warnings.append(f"no busy samples match the filter {evidence.profile.filters}")

@@ -182,7 +182,7 @@ def test_output_to_a_device_or_fifo_is_written_in_place_never_replaced(recording
 
 @pytest.mark.parametrize("content", [b"", b"nginx;main;recv 0\nswapper;do_idle 0\n"])
 def test_a_recording_without_samples_says_so(tmp_path, content):
-    """Every rule would read 'clean' over no samples: the report must not look like a clean bill."""
+    """The rules say one by one that they found no busy samples; the report says why, once."""
     path = tmp_path / "empty.folded"
     path.write_bytes(content)
     proc = advise("analyze", path, "--format", "json")
