@@ -22,8 +22,36 @@ FORMATS = ("terminal", "json", "markdown", "script", "html")
 EXPORTS = ("folded", "speedscope")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, with the terminal's width found as shutil would find it, without importing
+    shutil: argparse does that for every parser it builds, and shutil brings bz2 and lzma
+    (~3.5 ms of CPU on every run, for a width that only --help uses)."""
+
+    def __init__(self, prog: str, **kwargs):
+        kwargs.setdefault("width", _terminal_columns() - 2)  # what HelpFormatter does with shutil's
+        super().__init__(prog, **kwargs)
+
+
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2, like every other error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")

@@ -6,6 +6,7 @@ against the stacks holding a matching symbol, and ends the process with os._exit
 Each shortcut is checked here against the slow way on real samples.
 """
 
+import gzip
 import json
 import re
 import shutil
@@ -27,12 +28,13 @@ MODULES_AFTER_ANALYZE = r"""
 import json, sys
 from advisor import cli
 code = cli.main(["analyze", sys.argv[1], "--format", "json", "--output", "/dev/null"])
-print(json.dumps({"code": code, "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({"code": code, "heavy": [m for m in sys.argv[2].split(",") if m in sys.modules]}))
+"""
 
 
-def modules_after_analyze(path, cache_home):
-    run = subprocess.run([sys.executable, "-c", MODULES_AFTER_ANALYZE, str(path)], capture_output=True,
+def modules_after_analyze(path, cache_home, modules=HEAVY):
+    run = subprocess.run([sys.executable, "-c", MODULES_AFTER_ANALYZE, str(path), ",".join(modules)],
+                         capture_output=True,
                          text=True, timeout=60, env={"XDG_CACHE_HOME": str(cache_home), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
@@ -65,6 +67,26 @@ def rules_in_a_process(cache_home) -> dict:
                          timeout=60, env={"XDG_CACHE_HOME": str(cache_home), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
+
+
+def test_analyze_of_plain_text_imports_neither_gzip_nor_shutil(tmp_path):
+    """argparse imports shutil (and with it bz2 and lzma, ~3.5 ms) for the help's width, and gzip
+    (~1 ms) serves only compressed inputs: `advise analyze` of a perf.data or plain text needs neither."""
+    text = tmp_path / "netfilter.perf.txt"
+    text.write_bytes(gzip.decompress((samples_dir() / "netfilter" / "perf.script.gz").read_bytes()))
+    modules_after_analyze(text, tmp_path)  # fills the rules cache: later runs import no validator
+    assert modules_after_analyze(text, tmp_path, ("gzip", "shutil", "bz2", "lzma"))["heavy"] == []
+
+
+@pytest.mark.parametrize("columns", [None, "50", "0", "wide"])
+def test_the_help_is_as_wide_as_shutil_would_make_it(monkeypatch, columns):
+    from advisor import cli
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._terminal_columns() == shutil.get_terminal_size().columns
 
 
 def test_cached_rule_files_are_neither_parsed_nor_validated_and_read_the_same(tmp_path):
