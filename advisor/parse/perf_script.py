@@ -412,29 +412,13 @@ class _Parser:
         if hit is None:
             self.slow_block(block, line_no)
             return
-        sid = hit[0]
         g = m.groups()
-        event = self.event_names.get(g[6])
-        if event is None:
-            event = self.event_names[g[6]] = event_base(g[6])
-            self.has_period.setdefault(event, g[5] is not None)
-        head = self.remember_head(line, m, event, g)
-        self.samples += 1
+        event = self.event_name(g[6])
+        self.remember_head(line, m, event, g)
         self.content_lines += 1
-        t = float(g[4])
-        if self.time_min is None:
-            self.time_min = self.time_max = t
-        elif t > self.time_max:
-            self.time_max = t
-        elif t < self.time_min:
-            self.time_min = t
-        if self.collected is not None:
-            self.collect_sample(event, g, self.stacks[sid], "")
-            return
-        key = (head[0], sid)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self.add(event, g, hit[0], "")
 
-    def remember_head(self, line: str, m: re.Match, event: str, g: tuple) -> tuple:
+    def remember_head(self, line: str, m: re.Match, event: str, g: tuple) -> None:
         """Cache an event line's meaning under its text without the time field.
 
         Sound because the time field of a line that matches `_EVENT_LINE` is the same token
@@ -442,13 +426,12 @@ class _Parser:
         line equal to this one outside that token, with a valid time in it, has the same
         groups apart from the time. The cache is only filled from real regex matches.
         """
-        head = (self.head_id(event, g), event, g[:4] + (None,) + g[5:])
         at, colon = m.span(5)
         if at > 1 and line[colon:colon + 2] == ": " and line[at - 1] == " " \
                 and line.find(": ", 0, colon) < 0:
             key = (line[:at - 1], line[colon + 2:])  # as feed_blocks looks it up
+            head = (self.head_id(event, g), event, g[:4] + (None,) + g[5:])
             self.head_cache.put(key, head, len(line) + 400)
-        return head
 
     def head_id(self, event: str, g: tuple) -> int:
         """Small int standing for (event, comm, pid, tid, cpu, weight of a sample) in the
