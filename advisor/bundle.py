@@ -41,10 +41,10 @@ def read_json(path: Path) -> dict:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", str(path)) from None
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=input_lines.refuse_constant)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", str(path), exc.lineno) from None
-    except _NotANumber as exc:
+    except input_lines.NotFinite as exc:
         raise InputError(f"invalid JSON: {exc} is not a number JSON allows", str(path),
                          input_lines.json_constant(text)) from None
     except RecursionError:
@@ -53,16 +53,6 @@ def read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
     return data
-
-
-class _NotANumber(ValueError):
-    pass
-
-
-def _refuse_constant(name: str):
-    """NaN and Infinity: Python's json reads them, JSON has no such numbers, and no figure can
-    be computed from them (a report could not even be written)."""
-    raise _NotANumber(name)
 
 
 #: Nested meta.json fields the reports show: (section, field) -> expected type.

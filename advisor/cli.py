@@ -86,7 +86,7 @@ def check_output_target(path: Path) -> None:
         return
     if path.is_dir():
         raise EnvironmentProblem(f"cannot write {path}: Is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent  # "." for a bare file name
     if not directory.is_dir():
         raise EnvironmentProblem(f"cannot write {path}: no directory {directory}")
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -100,8 +100,7 @@ def _write_atomically(path: Path, text: str) -> None:
         return
     import tempfile  # here, not at the top: `advise analyze` starts perf before heavier imports
 
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file

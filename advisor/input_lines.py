@@ -1,7 +1,8 @@
-"""The line to name when Python's json or tomllib refuses a text without naming one.
+"""What Python's json reads and advisor refuses, and the line to name when a text is refused.
 
 Every rejection of an input names its file and line. json.loads names the line of a syntax
-error, but not of a NaN or Infinity it was told to refuse, and neither json nor tomllib says
+error, but not of a NaN or Infinity it was told to refuse (`refuse_constant`), and neither json
+nor tomllib says
 where a text was nested too deeply for them: they parse arrays and tables by recursion and
 raise RecursionError a few hundred levels down. These scans find that place. They run only
 after a refusal, on the text that was refused (and compile their patterns only then).
@@ -18,6 +19,16 @@ _JSON_TOKENS = _JSON_STRING + r"|[\[\]{}]|(-?Infinity|NaN)"
 #: TOML: multi-line and one-line strings, comments, brackets (a table header counts as one level).
 _TOML_TOKENS = (r'"""(?:[^"\\]|\\.|"(?!""))*+"""|\'\'\'(?:[^\']|\'(?!\'\'))*+\'\'\''
                 r'|"(?:[^"\\\n]|\\.)*+"|\'[^\'\n]*+\'|#[^\n]*+|[\[\]{}]')
+
+
+class NotFinite(ValueError):
+    """NaN or Infinity in JSON text: Python's json reads them, JSON has no such numbers, and no
+    figure can be computed from them (a report holding one could not even be written)."""
+
+
+def refuse_constant(name: str):
+    """json.loads(..., parse_constant=refuse_constant): NaN, Infinity and -Infinity raise NotFinite."""
+    raise NotFinite(name)
 
 
 def json_constant(text: str) -> int | None:

@@ -164,13 +164,13 @@ def scoped_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
         return None
     who = f"cgroup {target['cgroup']}" if target.get("cgroup") else f"process tree of {target.get('pid')}"
     counters = counters if isinstance(counters, dict) else {}
-    busy = proc_stat_busy(counters)
-    if busy is None:
+    sampled = {c.cpu: c.samples for c in profile.cpu_stats()}
+    utilisation = proc_stat_utilisation(counters, sampled)
+    if utilisation is None:
         return Bottleneck("unknown", None, f"perf sampled only the {who} and per-CPU utilisation was not "
                           "counted: shares are of the target's time, assumed to be the CPUs' busy time",
                           "throughput", target_only=True)
-    sampled = {c.cpu: c.samples for c in profile.cpu_stats()}
-    utilisation = [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
+    busy = {c.cpu: c.busy_pct for c in utilisation}
     sched = counters.get("sched") if isinstance(counters.get("sched"), dict) else {}
     used = sched.get("target_cpus_used")
     # The scale is over the CPUs the shares are taken on: the saturated ones when only some are
@@ -205,14 +205,12 @@ def system_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     of).
     """
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
-    busy = proc_stat_busy(counters)
-    if target.get("scoped") or busy is None or not profile.has_cpu:
+    if target.get("scoped") or not profile.has_cpu:
         return None
     sampled = profile.cpu_stats()
-    if any(c.cpu not in busy for c in sampled):
+    utilisation = proc_stat_utilisation(counters, {c.cpu: c.samples for c in sampled})
+    if utilisation is None or {c.cpu for c in sampled} - {c.cpu for c in utilisation}:
         return None
-    samples = {c.cpu: c.samples for c in sampled}
-    utilisation = [CpuStat(c, samples.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
     bn = classify(utilisation, "utilisation from /proc/stat over the recording", from_proc_stat=True)
     if bn.cpus and not any(c.cpu in bn.cpus and c.busy_pct > 0 for c in sampled):
         return None
@@ -223,18 +221,19 @@ def system_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
     return bn
 
 
-def proc_stat_busy(counters: dict | None) -> dict[int, float] | None:
-    """{cpu: busy %} over the recording from counters.json's /proc/stat shares (not idle, iowait
-    or steal), within 0-100; None when they were not counted. An offline CPU has no figures and
-    no entry."""
+def proc_stat_utilisation(counters: dict | None, sampled: dict[int, int]) -> list[CpuStat] | None:
+    """Per CPU over the recording: busy % from counters.json's /proc/stat shares (not idle,
+    iowait or steal, within 0-100), samples from `sampled` ({cpu: samples}); None when /proc/stat
+    was not counted. An offline CPU has no figures and no entry."""
     counters = counters if isinstance(counters, dict) else {}
     pct = counters.get("cpu_time_pct") if isinstance(counters.get("cpu_time_pct"), dict) else {}
     idle = _numbers(pct.get("idle"))
     if all(i is None for i in idle):
         return None
     away = [_numbers(pct.get(name), len(idle)) for name in ("iowait", "steal")]
-    return {c: min(100.0, max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away)))
+    busy = {c: min(100.0, max(0.0, 100.0 - i - sum(a[c] or 0.0 for a in away)))
             for c, i in enumerate(idle) if i is not None}
+    return [CpuStat(c, sampled.get(c, 0), b, b >= SATURATED_PCT) for c, b in busy.items()]
 
 
 def _numbers(values, length: int | None = None) -> list[float | None]:

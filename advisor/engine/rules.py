@@ -176,8 +176,8 @@ class ValidatedCache:
         if content is None:
             return None
         try:
-            raw = json.loads(content, parse_constant=_no_constant)
-        except ValueError:
+            raw = json.loads(content, parse_constant=input_lines.refuse_constant)
+        except ValueError:  # NotFinite too: never written there, so a damaged line
             return None
         return raw if isinstance(raw, dict) else None
 
@@ -213,10 +213,6 @@ class ValidatedCache:
                     os.close(fd)
         except OSError:
             pass
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} in the cache")  # never written there: a damaged line, parsed anew
 
 
 def _conditions(raw: dict | None) -> Conditions:
