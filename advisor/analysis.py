@@ -172,7 +172,7 @@ class Recommendation:
     def __rich__(self):
         from .report import terminal
 
-        return terminal._recommendation(self.data)
+        return terminal.recommendation(self.data)
 
     def __repr__(self) -> str:
         from .report import gain

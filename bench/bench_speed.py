@@ -9,9 +9,9 @@
    -- sleep 20` while a Python busy loop and a loopback TCP ping-pong run). The baseline is
    FlameGraph's stackcollapse-perf.pl (found on PATH or in $FLAMEGRAPH_DIR; never fetched).
    Without it, `perf report --stdio` on the same perf.data stands in, and the output says so.
-2. End to end: `advise analyze perf.data --format json` against `perf script` (the same
-   command advisor runs) on the same file, both writing to /dev/null; then where the time of
-   one `advise analyze` goes, stage by stage, measured in one process.
+2. End to end: `advise analyze perf.data`, with the default terminal report and with `--format
+   json`, against `perf script` on the same file, all writing to /dev/null; then where the time
+   of one `advise analyze --format json` goes, stage by stage, measured in one process.
 
 Each measurement runs in its own child process, repeated --reps times with the two sides of a
 ratio interleaved (the machine is shared: figures are min / median / max over repetitions,
@@ -33,16 +33,18 @@ import benchlib  # noqa: E402
 from benchlib import MB, PARSE_CHILD, PYTHON, REPO, spread  # noqa: E402
 
 
-# Stages of one `advise analyze perf.data --format json`, one after the other. (The CLI loads
-# the rules in a thread while perf script starts up, and ends with os._exit: see advisor.cli.)
+# Stages of one `advise analyze perf.data`, one after the other, both reports rendered. (The CLI
+# imports and loads the rules while perf script loads symbols, and ends with os._exit: see
+# advisor.cli.)
 STAGES_CHILD = r"""
 import json, os, sys, time
 t = [time.perf_counter()]
 sys.path.insert(0, {repo!r})
 import advisor                                    # the package: profile, engine, parsers
 t.append(time.perf_counter())
-from advisor import cli
-from advisor.report import json_report
+from advisor import analysis, cli
+from advisor.report import json_report, terminal
+from rich.console import Console
 from advisor.engine.rules import load_rules
 from advisor.evidence import Evidence
 t.append(time.perf_counter())
@@ -59,8 +61,11 @@ result = advisor.analyze_evidence(evidence, rules)
 t.append(time.perf_counter())
 text = json_report.render(result.data)
 t.append(time.perf_counter())
-names = ["import advisor", "import cli, json report", "perf script + parse",
-         "Profile(table)", "load_rules()", "evaluate (analyze_evidence)", "render json"]
+terminal.render(result.data, Console(file=open(os.devnull, "w")))
+t.append(time.perf_counter())
+names = ["import advisor", "import cli, reports", "perf script + parse",
+         "Profile(table)", "load_rules()", "evaluate (analyze_evidence)", "render json",
+         "render terminal (no colour)"]
 print(json.dumps(dict(zip(names, (b - a for a, b in zip(t, t[1:]))))))
 sys.stdout.flush()
 os._exit(0)                                       # as advisor.cli does after `analyze`
@@ -143,36 +148,42 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     plain = ["perf", "script", "-i", str(perf_data)]  # what a user would run
     ours_cmd = benchlib.perf_script_command(perf_data)  # what advisor runs
     advise = advise_command() + ["analyze", str(perf_data), "--format", "json"]
+    # the default report (rich's terminal layout, plain on /dev/null): what a user runs
+    advise_terminal = advise_command() + ["analyze", str(perf_data)]
     env = {"LC_ALL": "C", "PAGER": "cat"}
     cache_env = {"XDG_CACHE_HOME": str(cache)}  # advise's cache of validated rule files: our own
     print(f"\n[end to end] {perf_data} ({perf_data.stat().st_size / MB:.1f} MB)")
     cold = benchlib.run_child(advise, env=cache_env).seconds
     print(f"  first advise analyze, rule files not yet validated (imports jsonschema): {cold:.2f} s; "
           f"the repetitions below find them in the cache")
-    perf_t, perf_ours, ours, ratios, rss = [], [], [], [], []
+    perf_t, perf_ours, ours, terminal, rss = [], [], [], [], []
     perf_cpu, ours_cpu = [], []  # CPU seconds: less noisy than wall time on a shared machine
     for rep in range(reps):
         # ABBA: the order flips every repetition, so that drift of a shared machine cancels
-        order = ("plain", "ours", "advise") if rep % 2 == 0 else ("advise", "ours", "plain")
-        for which in order:
+        order = ("plain", "ours", "advise", "terminal")
+        for which in order if rep % 2 == 0 else reversed(order):
             if which == "plain":
                 run = benchlib.run_child(plain, env=env)
                 perf_t.append(run.seconds)
                 perf_cpu.append(run.cpu_seconds)
             elif which == "ours":
                 perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
+            elif which == "terminal":
+                terminal.append(benchlib.run_child(advise_terminal, env=cache_env).seconds)
             else:
                 run = benchlib.run_child(advise, env=cache_env)
                 ours.append(run.seconds)
                 rss.append(run.rss_mib)
                 ours_cpu.append(run.cpu_seconds)
-        ratios.append(ours[-1] / perf_t[-1])
     print(f"  perf script -i perf.data > /dev/null: {spread(perf_t)} s")
     print(f"  perf {' '.join(ours_cmd[1:])} > /dev/null (advisor's command): "
           f"{spread(perf_ours)} s")
     print(f"  advise analyze perf.data --format json > /dev/null: {spread(ours)} s "
           f"(peak RSS {spread(rss, '{:.0f}')} MiB)")
-    print(f"  ratio advise / perf script: {spread(ratios)}  (target <= 1.15)")
+    print(f"  advise analyze perf.data > /dev/null (the terminal report): {spread(terminal)} s")
+    for label, times in (("--format json", ours), ("terminal report", terminal)):
+        ratios = [a / b for a, b in zip(times, perf_t)]  # each against the perf run beside it
+        print(f"  ratio advise ({label}) / perf script: {spread(ratios)}  (target <= 1.15)")
     cpu_ratios = [a / b for a, b in zip(ours_cpu, perf_cpu)]
     print(f"  CPU time (user + system, perf included for advise): perf script {spread(perf_cpu)} s, "
           f"advise analyze {spread(ours_cpu)} s, ratio {spread(cpu_ratios)} (what the parse and the "

@@ -86,6 +86,18 @@ def test_not_samples_at_all(tmp_path):
     assert read_samples(write(tmp_path / "empty", b"")).samples == 0
 
 
+@pytest.mark.parametrize("text, line", [
+    ("a;b -10\na;c 3\n", 1),               # the first line: nothing read as folded yet
+    ("a;b 10\na;c -3\n", 2),               # within the lines read to tell the format
+    ("a;b 1\n" * 40 + "a;c 2.5\n", 41),    # after them: the folded reader finds it
+])
+def test_a_folded_count_that_is_no_whole_number_is_named_as_such(tmp_path, text, line):
+    """Not "no perf script sample found": a negative or fractional count is a folded file's bad line."""
+    with pytest.raises(InputError) as err:
+        read_samples(write(tmp_path / "stacks.folded", text.encode()))
+    assert err.value.line == line and "count must be a whole number of samples" in err.value.reason
+
+
 def test_folded_sniffing_needs_every_first_line_folded(tmp_path):
     # one folded-looking line followed by perf script text: read as perf script
     text = "a;b 1\n" + SCRIPT

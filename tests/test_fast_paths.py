@@ -27,13 +27,13 @@ HEAVY = ("pandas", "numpy", "jsonschema", "networkx")
 MODULES_AFTER_ANALYZE = r"""
 import json, sys
 from advisor import cli
-code = cli.main(["analyze", sys.argv[1], "--format", "json", "--output", "/dev/null"])
+code = cli.main(["analyze", sys.argv[1], "--format", sys.argv[3], "--output", "/dev/null"])
 print(json.dumps({"code": code, "heavy": [m for m in sys.argv[2].split(",") if m in sys.modules]}))
 """
 
 
-def modules_after_analyze(path, cache_home, modules=HEAVY):
-    run = subprocess.run([sys.executable, "-c", MODULES_AFTER_ANALYZE, str(path), ",".join(modules)],
+def modules_after_analyze(path, cache_home, modules=HEAVY, fmt="json"):
+    run = subprocess.run([sys.executable, "-c", MODULES_AFTER_ANALYZE, str(path), ",".join(modules), fmt],
                          capture_output=True,
                          text=True, timeout=60, env={"XDG_CACHE_HOME": str(cache_home), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
@@ -76,6 +76,47 @@ def test_analyze_of_plain_text_imports_neither_gzip_nor_shutil(tmp_path):
     text.write_bytes(gzip.decompress((samples_dir() / "netfilter" / "perf.script.gz").read_bytes()))
     modules_after_analyze(text, tmp_path)  # fills the rules cache: later runs import no validator
     assert modules_after_analyze(text, tmp_path, ("gzip", "shutil", "bz2", "lzma"))["heavy"] == []
+
+
+def test_a_report_without_colour_does_not_highlight_the_commands(tmp_path):
+    """Highlighting cannot show in a file or a pipe, and it was a third of the terminal report's
+    first rendering: the commands are then plain text (test_reports checks the text is the same)."""
+    modules_after_analyze(samples_dir() / "netfilter", tmp_path)  # fills the rules cache
+    after = modules_after_analyze(samples_dir() / "netfilter", tmp_path, ("rich.syntax", "pygments.lexers.shell"),
+                                  fmt="terminal")
+    assert after["code"] == 0 and after["heavy"] == []
+
+
+IMPORTED_WHEN_THE_ANALYSIS_STARTS = r"""
+import json, os, sys
+from advisor import analysis, cli
+seen = {}
+analyze = analysis.analyze
+def watched(*args, **kwargs):
+    seen["imported"] = [m for m in ("advisor.report.terminal", "rich.console", "advisor.report.export")
+                        if m in sys.modules]
+    return analyze(*args, **kwargs)
+analysis.analyze = watched
+sys.stdout = open(os.devnull, "w")
+code = cli.main(["analyze", *sys.argv[1:]])
+sys.stdout = sys.__stdout__
+print(json.dumps({"code": code, **seen}))
+"""
+
+
+@pytest.mark.parametrize("extra, imported", [
+    ([], ["advisor.report.terminal", "rich.console"]),
+    (["--export", "folded", "--output", "OUT"], ["advisor.report.export"]),
+])
+def test_the_report_is_imported_before_the_analysis_reads(tmp_path, extra, imported):
+    """rich alone takes ~45 ms to import: done before the analysis starts, it overlaps perf's
+    symbol loading instead of following perf's last line."""
+    extra = [str(tmp_path / "out") if word == "OUT" else word for word in extra]
+    run = subprocess.run([sys.executable, "-c", IMPORTED_WHEN_THE_ANALYSIS_STARTS,
+                          str(samples_dir() / "netfilter"), *extra], capture_output=True, text=True,
+                         timeout=60, env={"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"code": 0, "imported": imported}
 
 
 @pytest.mark.parametrize("columns", [None, "50", "0", "wide"])

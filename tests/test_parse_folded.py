@@ -59,6 +59,14 @@ def test_bad_line_is_an_input_error_naming_file_and_line(bad, line):
     assert (err.value.path, err.value.line) == ("f.folded", line)
 
 
+@pytest.mark.parametrize("count", ["-3", "1.5", "1e3", "+7"])
+def test_a_count_that_is_no_whole_number_is_named_as_such(count):
+    with pytest.raises(InputError) as err:
+        parse(f"a;b 1\na;c {count}\n")
+    assert err.value.line == 2
+    assert err.value.reason == f"a folded stack's count must be a whole number of samples (0 or more), not {count}"
+
+
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"reference corpus not found at {CORPUS}")
 def test_round_trip_of_reference_folded_output():
     """Folded output read back folds to the same lines (perl's result for a real input)."""

@@ -322,6 +322,18 @@ def test_terminal_fits_100_columns_without_colour(result):
     assert max(len(line) for line in raw.splitlines()) <= 100
 
 
+@pytest.mark.parametrize("width", [40, 80, 100, 160])
+def test_terminal_commands_read_the_same_plain_or_highlighted(result, width):
+    """Without colour the commands are plain Text, not Syntax: the layout must not change."""
+    texts = []
+    for highlight in (True, False):
+        console = Console(record=True, width=width, file=io.StringIO())
+        console.print(terminal.renderable(result, highlight=highlight))
+        texts.append(console.export_text())
+    assert texts[0] == texts[1]
+    assert "ethtool -K <device> gro on" in texts[1]
+
+
 def test_terminal_colours_risk_on_a_colour_terminal(result):
     console = Console(file=io.StringIO(), width=100, force_terminal=True, color_system="standard")
     segments = list(console.render(terminal.renderable(result)))

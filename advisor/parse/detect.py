@@ -62,22 +62,27 @@ def _read_gzip(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
 def _read_text(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
     head = f.read(SNIFF_BYTES)
     stream = _Prefixed(head, f)
-    folded_lines, unfolded_line = _sniff_folded(head)
+    folded_lines, unfolded_line, unfolded_text = _sniff_folded(head)
     if folded_lines and unfolded_line is None:
         return folded.read(io.BufferedReader(stream), source)
     try:
         return perf_script.read(stream, source, keep_addrs=keep_addrs)
     except InputError as exc:
-        if folded_lines and exc.reason.startswith("no perf script sample found"):
-            # Folded stacks with a bad line, most likely: name that line, not line 1.
+        if unfolded_line is None or not exc.reason.startswith("no perf script sample found"):
+            raise
+        # Folded stacks with a bad line, most likely: name that line, not line 1.
+        reason = folded.bad_count(unfolded_text)
+        if reason is not None:
+            raise InputError(reason, source, unfolded_line) from None
+        if folded_lines:
             raise InputError("not a folded stack ('frame;frame;... COUNT'), and the file is not "
                              "perf script text either", source, unfolded_line) from None
         raise
 
 
-def _sniff_folded(head: bytes) -> tuple[int, int | None]:
+def _sniff_folded(head: bytes) -> tuple[int, int | None, str]:
     """How many of the first non-comment lines (up to 20) have the folded shape before one
-    does not, and the number of that line (None if they all do)."""
+    does not, and the number and text of that line (None and "" if they all do)."""
     lines = head.decode("utf-8", "surrogateescape").split("\n")
     if len(head) == SNIFF_BYTES:
         lines = lines[:-1]  # the last one may be cut
@@ -86,11 +91,11 @@ def _sniff_folded(head: bytes) -> tuple[int, int | None]:
         if not line.strip() or line.startswith("#"):
             continue
         if not folded.is_folded_line(line):
-            return checked, lineno
+            return checked, lineno, line
         checked += 1
         if checked == SNIFF_LINES:
             break
-    return checked, None
+    return checked, None, ""
 
 
 class _Prefixed(io.RawIOBase):

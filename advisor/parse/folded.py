@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..model import Frame, StackKey, StackTable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _ANNOTATIONS = {"_[k]": "kernel", "_[j]": "jit", "_[i]": "inlined"}
 
 
@@ -31,8 +32,8 @@ def read(stream: BinaryIO, source: str, table: StackTable | None = None,
             continue
         stack, sep, count = line.rstrip().rpartition(" ")
         if not sep or not stack or not (count.isascii() and count.isdigit()):
-            raise InputError(f"not a folded stack ('frame;frame;... COUNT'): {_excerpt(line)}",
-                             source, lineno)
+            reason = bad_count(line) or f"not a folded stack ('frame;frame;... COUNT'): {_excerpt(line)}"
+            raise InputError(reason, source, lineno)
         names = stack.split(";")
         frames = []
         for name in names[1:]:
@@ -57,6 +58,16 @@ def is_folded_line(line: str) -> bool:
     """Whether one line has the folded shape (used to sniff a file's format)."""
     stack, sep, count = line.rstrip().rpartition(" ")
     return bool(sep and stack and stack[0] not in " \t" and count.isascii() and count.isdigit())
+
+
+def bad_count(line: str) -> str | None:
+    """Why a line that is a folded stack but for its count (-3, 2.5, 1e3) cannot be read; None for
+    any other line. A count is a number of samples: a whole number, 0 or more."""
+    stack, sep, count = line.rstrip().rpartition(" ")
+    if sep and ";" in stack and stack[0] not in " \t" and not count.isdigit() \
+            and _NUMBER.fullmatch(count):
+        return f"a folded stack's count must be a whole number of samples (0 or more), not {count}"
+    return None
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
