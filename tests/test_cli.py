@@ -83,6 +83,8 @@ def test_comm_filter_with_no_match_is_not_an_error(recording):
     (["analyze", "x", "--format", "pdf"], 2, "invalid choice"),
     (["explain", "no-such-rule"], 2, "unknown rule 'no-such-rule'"),
     (["frobnicate"], 2, "invalid choice"),
+    # an endless input without a sample ends with an error, not never (/dev/zero: the real device)
+    (["analyze", "/dev/zero"], 2, "/dev/zero:1: no perf script sample in the first 32 MiB"),
 ])
 def test_usage_and_input_errors_are_one_line_exit_2(args, code, needle):
     proc = advise(*args)

@@ -486,6 +486,41 @@ def test_line_longer_than_the_limit_is_skipped(monkeypatch):
     assert any("longer than" in w for w in table.warnings)
 
 
+class Endless(io.RawIOBase):
+    """A stream that never ends, as /dev/zero or /dev/urandom would be: `head` then `line` again
+    and again. A reader still reading after `cap` bytes fails the test instead of hanging it."""
+
+    def __init__(self, head: bytes, line: bytes, cap: int):
+        self.pending, self.line, self.left = head, line, cap
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.left -= len(buffer)
+        assert self.left > 0, "still reading an endless input"
+        while len(self.pending) < len(buffer):
+            self.pending += self.line * 64
+        size = len(buffer)
+        buffer[:size], self.pending = self.pending[:size], self.pending[size:]
+        return size
+
+
+@pytest.mark.parametrize("line, lineno", [(b"\0" * 4096, 1), (b"\x8f garbage \xff\n", 1)])
+def test_an_endless_input_without_a_sample_is_refused(monkeypatch, line, lineno):
+    monkeypatch.setattr(perf_script, "NO_SAMPLE_BYTES", 1 << 20)
+    with pytest.raises(InputError) as err:
+        perf_script.read(io.BufferedReader(Endless(b"", line, cap=16 << 20)), "endless")
+    assert err.value.line == lineno
+    assert err.value.reason == "no perf script sample in the first 1 MiB (is this `perf script` output?)"
+
+
+def test_after_a_sample_garbage_is_read_past_that_limit(monkeypatch):
+    monkeypatch.setattr(perf_script, "NO_SAMPLE_BYTES", 1 << 16)
+    table = parse(SAMPLE + "hello world\n" * 20_000 + "\n" + SAMPLE)
+    assert table.samples == 2 and len(table.warnings) == 1
+
+
 def test_many_samples_without_blank_lines_are_read_in_bounded_pieces(monkeypatch):
     monkeypatch.setattr(perf_script, "CHUNK", 1 << 12)
     line = ("  tr 10695 [000]   361.278757:    2004008 cpu-clock:ppp:      "

@@ -56,6 +56,7 @@ from ..model import Frame, StackKey, StackTable
 READ_BYTES = 64 << 10  # bytes asked for per read (see chunks)
 CHUNK = 4 << 20  # without a blank line for this many bytes, whole lines are fed
 MAX_LINE = 16 << 20  # a line longer than this is skipped with a warning
+NO_SAMPLE_BYTES = 2 * MAX_LINE  # read this much without a sample, and the input is not perf script
 CACHE_BYTES = 16 << 20  # each cache is emptied when it holds about this many bytes
 
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
@@ -272,10 +273,16 @@ class _Parser:
         size = min(READ_BYTES, CHUNK)
         pending = bytearray()  # never holds a blank line ("\n\n")
         last_nl = -1  # index of the last "\n" in pending
+        consumed = 0
         while True:
             data = read(size)
             if not data:
                 break
+            consumed += len(data)
+            if consumed > NO_SAMPLE_BYTES and self.samples == 0:  # /dev/zero would never end
+                raise InputError(f"no perf script sample in the first {NO_SAMPLE_BYTES >> 20} MiB "
+                                 f"(is this `perf script` output?)", self.source,
+                                 self.first_bad_line or self.lineno or 1)
             if isinstance(data, str):  # a text stream: tolerate it
                 data = data.encode("utf-8", "surrogateescape")
             if self.skipping_long_line:
