@@ -189,7 +189,7 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
           f"advise analyze {spread(ours_cpu)} s, ratio {spread(cpu_ratios)} (what the parse and the "
           f"analysis add; on two CPUs shared with other work, this is what wall time pays for)")
     heavy = json.loads(benchlib.run_child([PYTHON, "-c", HEAVY_CHILD.format(repo=str(REPO)), str(perf_data)],
-                                          capture=True).stdout)
+                                          capture=True, env=cache_env).stdout)
     print(f"  heavy libraries imported by advise analyze --format json: {', '.join(heavy) or 'none'}")
     first = [float(benchlib.run_child([PYTHON, "-c", FIRST_BYTE_CHILD.format(repo=str(REPO)), str(perf_data)],
                                       capture=True).stdout) for _ in range(reps)]

@@ -209,6 +209,18 @@ def test_an_output_that_cannot_be_written_is_refused_before_collecting(tmp_path)
         assert time.monotonic() - start < 10  # refused before the 30 s window
 
 
+@pytest.mark.parametrize("command, reason", [
+    ("", "--during: empty command"),                    # was taken for no --during at all
+    ("'unclosed", "--during \"'unclosed\": No closing quotation"),
+    ("no-such-load-tool -c 1", "--during: no-such-load-tool: command not found"),
+])
+def test_a_load_command_that_cannot_run_is_refused_before_collecting(command, reason):
+    start = time.monotonic()
+    done = advise("run", "--duration", "30", "--during", command)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"advise: {reason}\n")
+    assert time.monotonic() - start < 10  # refused before the 30 s window
+
+
 def test_netfilter_ranks_first_and_the_saved_bundle_analyses_the_same(tmp_path):
     """nginx in a namespace behind 300+300 iptables rules and conntrack, wrk from the other one."""
     bundle = tmp_path / "bundle"

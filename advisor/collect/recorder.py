@@ -318,7 +318,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         if save is not None:
             stage = Path(tempfile.mkdtemp(prefix=f"{save.name}.tmp-", dir=save.parent))
             cleanup.callback(shutil.rmtree, stage, ignore_errors=True)
-        load = LoadCommand(during, workdir) if during else None
+        load = LoadCommand(during, workdir) if during is not None else None
         perf_data = os.path.join(workdir, "perf.data")
         argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())
         bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
