@@ -6,10 +6,12 @@ It is what `advise run --save` writes, what CI replays and what samples/ holds.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import input_lines
+from .paths import not_a_regular_file
 from .errors import InputError
 from .model import StackTable
 
@@ -89,6 +91,8 @@ def open_bundle(directory: Path) -> Bundle:
             if part == "meta":
                 _check_meta(data, path)
             setattr(bundle, part, data)
+        elif os.path.lexists(path):  # there, but no file to read: not "absent", and a FIFO would block
+            raise InputError(not_a_regular_file(path), str(path))
         else:
             bundle.missing[part] = f"{part}.json is not in the recording {directory}"
     if bundle.meta is None:

@@ -1,8 +1,10 @@
-"""Where the bundled data (rules/, samples/) lives: a source checkout or an installed package."""
+"""Where the bundled data (rules/, samples/) lives: a source checkout or an installed package;
+and what an input path is when it is no regular file."""
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -37,3 +39,19 @@ def rules_dir() -> Path:
 
 def samples_dir() -> Path:
     return data_dir("samples")
+
+
+def not_a_regular_file(path: str | os.PathLike) -> str | None:
+    """Why `path` (symbolic links followed) cannot be read as a file, or None when it can: a
+    directory or a missing target would fail late and vaguely, and a FIFO would block for ever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            return f"not a regular file but a symbolic link that leads nowhere ({exc.strerror})"
+        return exc.strerror or str(exc)
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    return "not a regular file but " + next((name for test, name in kinds if test(mode)), "something else")

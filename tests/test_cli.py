@@ -106,6 +106,23 @@ def test_bad_bundle_json_names_file_and_line(tmp_path, recording):
     assert proc.returncode == 2 and "meta.json: field cpus: expected int" in proc.stderr
 
 
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: p.mkdir(), "a directory"),
+    (os.mkfifo, "a FIFO"),  # reading it would wait for a writer, for ever
+    (lambda p: p.symlink_to(p.name), "a symbolic link that leads nowhere (Too many levels of symbolic links)"),
+    (lambda p: p.symlink_to("gone.json"), "a symbolic link that leads nowhere (No such file or directory)"),
+])
+def test_a_bundle_file_that_is_there_but_no_file_is_refused_not_taken_for_absent(tmp_path, recording, make,
+                                                                                    kind):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "perf.script").write_bytes(recording.read_bytes())
+    make(bundle / "counters.json")
+    proc = advise("analyze", bundle)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"advise: {bundle}/counters.json: not a regular file but {kind}\n"
+
+
 def test_output_is_atomic_when_rendering_fails(tmp_path, recording):
     out = tmp_path / "report.json"
     out.write_text("previous report\n")

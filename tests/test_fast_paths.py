@@ -8,6 +8,7 @@ Each shortcut is checked here against the slow way on real samples.
 
 import gzip
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -143,6 +144,18 @@ def test_cached_rule_files_are_neither_parsed_nor_validated_and_read_the_same(tm
     assert damaged["parsed"] == ["tomllib", "jsonschema"] and damaged["rules"] == first["rules"]
     assert cache_file.read_text().splitlines()[-1] == lines[0]  # that file, parsed and kept again
     assert rules_in_a_process(tmp_path)["parsed"] == []
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, lambda p: p.mkdir(), lambda p: p.symlink_to(p)])
+def test_a_cache_that_is_no_regular_file_is_left_alone(tmp_path, make):
+    """A FIFO in its place would block both the read and the write: the rules are parsed instead."""
+    cache_file = tmp_path / "advisor" / "valid-rules"
+    cache_file.parent.mkdir()
+    make(cache_file)
+    kind = cache_file.lstat().st_mode
+    for _ in range(2):
+        assert rules_in_a_process(tmp_path)["parsed"] == ["tomllib", "jsonschema"]
+    assert cache_file.lstat().st_mode == kind
 
 
 def test_a_cache_line_holding_nan_is_damaged_and_the_file_parsed_again(tmp_path):

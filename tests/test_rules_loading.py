@@ -1,5 +1,7 @@
 """Rules as data: every remedy of the case study present, validated, bad files rejected clearly."""
 
+import os
+
 import pytest
 
 from advisor.engine.rules import load_rules, parse_rule
@@ -88,3 +90,16 @@ def test_removable_outside_its_range_is_rejected():
 def test_missing_rules_directory_content(tmp_path):
     with pytest.raises(InputError, match="no rule files"):
         load_rules(tmp_path)
+
+
+@pytest.mark.parametrize("make, kind", [
+    (os.mkfifo, "a FIFO"),  # reading it would wait for a writer, for ever
+    (lambda p: p.mkdir(), "a directory"),
+    (lambda p: p.symlink_to("gone.toml"), "a symbolic link that leads nowhere (No such file or directory)"),
+])
+def test_a_rule_file_that_is_no_regular_file_is_named(tmp_path, make, kind):
+    (tmp_path / "netfilter.toml").write_text(GOOD)
+    make(tmp_path / "zz.toml")
+    with pytest.raises(InputError) as exc:
+        load_rules(tmp_path)
+    assert str(exc.value) == f"{tmp_path / 'zz.toml'}: cannot read rule file: not a regular file but {kind}"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .. import input_lines
 from ..errors import InputError
-from ..paths import rules_dir
+from ..paths import not_a_regular_file, rules_dir
 from .match import SymbolFamily, family
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class ValidatedCache:
     def _entries(self) -> dict[str, str]:
         if self._known is None:
             self._known = {}
-            if self.path is not None:
+            if self.path is not None and not_a_regular_file(self.path) is None:
                 try:
                     text = self.path.read_text(encoding="ascii")
                 except (OSError, UnicodeDecodeError):
@@ -193,6 +193,8 @@ class ValidatedCache:
         """Write the files added since loading (a fresh cache when the old one is full)."""
         if self.path is None or not self._added:
             return
+        if os.path.lexists(self.path) and not_a_regular_file(self.path) is not None:
+            return  # not ours to replace, and opening a FIFO to write would wait for a reader
         added, self._added = self._added, {}
         text = "".join(f"{digest} {content}\n" for digest, content in added.items())
         try:
@@ -319,6 +321,9 @@ def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rul
 
 
 def load_rule(path: Path, cache: ValidatedCache | None = None) -> Rule:
+    problem = not_a_regular_file(path)
+    if problem is not None:
+        raise InputError(f"cannot read rule file: {problem}", str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
