@@ -1,5 +1,6 @@
 """The `advise` command: exit codes, formats, the CI gate, one-line errors, atomic output."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -121,6 +122,23 @@ def test_a_bundle_file_that_is_there_but_no_file_is_refused_not_taken_for_absent
     proc = advise("analyze", bundle)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == f"advise: {bundle}/counters.json: not a regular file but {kind}\n"
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_perf_script_text_through_a_pipe_reads_as_the_file_does(tmp_path, recording, compress):
+    """`perf script | advise analyze -` (or /dev/stdin): a pipe cannot seek back to the bytes read
+    to tell the format (it raised an internal error)."""
+    data = recording.read_bytes()
+    piped = gzip.compress(data) if compress else data
+    expected = advise("analyze", recording, "--format", "json")
+    for name in ("-", "/dev/stdin"):
+        proc = subprocess.run([sys.executable, "-m", "advisor.cli", "analyze", name, "--format", "json"],
+                              input=piped, capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        got, want = json.loads(proc.stdout), json.loads(expected.stdout)
+        assert got["source"] == "/dev/stdin" and got["profile"] == want["profile"]
+        assert [(r["rule"], r["estimated_gain_pct"], r["matched"]) for r in got["recommendations"]] == \
+            [(r["rule"], r["estimated_gain_pct"], r["matched"]) for r in want["recommendations"]] != []
 
 
 def test_output_is_atomic_when_rendering_fails(tmp_path, recording):

@@ -251,3 +251,30 @@ def test_the_advise_program_starts_nothing_early_for_text_or_a_missing_file(tmp_
     text.write_text("not perf.data\n")
     assert perf_spawn.start_early(text) is None and perf_spawn.start_early(tmp_path / "absent") is None
     assert not perf_spawn._EARLY
+
+
+ADVISE_PROGRAM = [sys.executable, "-c", "import sys; from advisor.program import main; sys.exit(main())"]
+
+
+def test_a_perf_data_given_as_stdin_is_read_through_this_process(recording):
+    """`advise analyze /dev/stdin < perf.data` (and `-`): perf, whose own stdin is /dev/null, is
+    given the file through advise's descriptor, and finds what the path itself gives."""
+    expected = fold(perf_data.read(recording))
+    for name in ("/dev/stdin", "-"):
+        with open(recording, "rb") as stdin:
+            done = subprocess.run([*ADVISE_PROGRAM, "analyze", name, "--export", "folded", "--output",
+                                   str(recording.parent / "stdin.folded")], stdin=stdin, capture_output=True,
+                                  text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        folded = (recording.parent / "stdin.folded").read_text().splitlines()
+        assert folded == list(expected) and folded
+
+
+def test_a_perf_data_through_a_pipe_is_refused_and_nothing_early_reads_it(recording):
+    """perf script cannot read a perf.data from a pipe; and the early start must not have taken the
+    pipe's first bytes (it did: the reader then saw text without a sample)."""
+    done = subprocess.run([*ADVISE_PROGRAM, "analyze", "/dev/stdin"], input=recording.read_bytes(),
+                          capture_output=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr == (b"advise: /dev/stdin: a perf.data through a pipe: perf script reads only the "
+                           b"file itself (give its path)\n")

@@ -37,13 +37,20 @@ def read_samples(path: str | os.PathLike, *, keep_addrs: bool = False) -> StackT
         raise InputError(f"cannot read: {exc.strerror or exc}", source) from None
     with f:
         magic = f.read(8)
-        f.seek(0)
+        if f.seekable():
+            f.seek(0)
+            stream = f
+        else:  # a pipe (`perf script | advise analyze -`): the bytes read go first
+            stream = io.BufferedReader(_Prefixed(magic, f))
         if magic == PERF_DATA_MAGIC:
+            if stream is not f:
+                raise InputError("a perf.data through a pipe: perf script reads only the file "
+                                 "itself (give its path)", source)
             f.close()
             return perf_data.read(path, keep_addrs=keep_addrs)
         if magic[:2] == GZIP_MAGIC:
-            return _read_gzip(f, source, keep_addrs)
-        return _read_text(f, source, keep_addrs)
+            return _read_gzip(stream, source, keep_addrs)
+        return _read_text(stream, source, keep_addrs)
 
 
 def _read_gzip(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
@@ -113,6 +120,11 @@ class _Prefixed(io.RawIOBase):
             buffer[:n] = self.head[:n]
             self.head = self.head[n:]
             return n
-        data = self.rest.read(len(buffer))
+        data = self.read_rest(len(buffer))
         buffer[:len(data)] = data
         return len(data)
+
+    def read_rest(self, size: int) -> bytes:
+        """What is there, up to `size` (read1: from a pipe, without waiting for `size` bytes)."""
+        read1 = getattr(self.rest, "read1", None)
+        return read1(size) if read1 is not None else self.rest.read(size)

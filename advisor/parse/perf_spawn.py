@@ -19,6 +19,7 @@ import _signal  # the C part of `signal`: `signal` imports enum (~6 ms), and thi
 import _thread
 import fcntl
 import os
+import stat
 import time  # built into the interpreter: nothing to load
 
 MAGIC = b"PERFILE2"
@@ -37,14 +38,31 @@ def find_perf() -> str | None:
 
 
 def perf_command(perf: str, path: str | os.PathLike, inline: bool = True) -> list[str]:
-    cmd = [perf, "script", "-i", str(path), "-F", "+pid,-symoff"]
+    cmd = [perf, "script", "-i", perf_input(path), "-F", "+pid,-symoff"]
     if not inline:
         cmd.append("--no-inline")  # halves perf's time on a DWARF recording, drops (inlined) frames
     return cmd
 
 
+def perf_input(path: str | os.PathLike) -> str:
+    """The path to give perf for `path`. perf runs with /dev/null as its stdin, so `/dev/stdin`
+    (`advise analyze /dev/stdin < perf.data`) or another of our descriptors must be named
+    through this process."""
+    text = os.fspath(path)
+    if text == "/dev/stdin":
+        return f"/proc/{os.getpid()}/fd/0"
+    for own in ("/dev/fd/", "/proc/self/fd/"):
+        if text.startswith(own) and text[len(own):].isdigit():
+            return f"/proc/{os.getpid()}/fd/{text[len(own):]}"
+    return text
+
+
 def is_perf_data(path: str | os.PathLike) -> bool:
+    """Whether `path` is a perf.data file (a regular one: the first bytes read from a pipe would
+    be lost to the reader that follows)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as handle:
             return handle.read(len(MAGIC)) == MAGIC
     except OSError:
