@@ -92,6 +92,14 @@ def test_missing_rules_directory_content(tmp_path):
         load_rules(tmp_path)
 
 
+@pytest.mark.parametrize("name, why", [("absent", "no such directory"), ("netfilter.toml", "not a directory")])
+def test_rules_that_are_no_directory_say_so(tmp_path, name, why):
+    (tmp_path / "netfilter.toml").write_text(GOOD)
+    with pytest.raises(InputError) as exc:
+        load_rules(tmp_path / name)
+    assert str(exc.value) == f"{tmp_path / name}: {why}: rules are read from a directory of rule files (*.toml)"
+
+
 @pytest.mark.parametrize("make, kind", [
     (os.mkfifo, "a FIFO"),  # reading it would wait for a writer, for ever
     (lambda p: p.mkdir(), "a directory"),

@@ -334,6 +334,9 @@ def load_rule(path: Path, cache: ValidatedCache | None = None) -> Rule:
 def load_rules(directory: Path | None = None) -> list[Rule]:
     """All rules of `directory` (default: the bundled rules/), sorted by id; ids are unique."""
     directory = Path(directory) if directory else rules_dir()
+    if not directory.is_dir():
+        why = "no such directory" if not os.path.lexists(directory) else "not a directory"
+        raise InputError(f"{why}: rules are read from a directory of rule files (*.toml)", str(directory))
     files = sorted(directory.glob("*.toml"))
     if not files:
         raise InputError("no rule files (*.toml) found", str(directory))
