@@ -7,6 +7,7 @@ busy time. Weights are the sample periods (ns for cpu-clock), counts are kept fo
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -259,13 +260,14 @@ class Profile:
         return frozenset().union(*self._stack_sets)
 
     @cached_property
-    def _busy_by_stack(self) -> dict[int, list[int]]:
-        """stack index -> positions of its rows in the busy rows, ascending."""
-        index: dict[int, list[int]] = {}
+    def _busy_by_stack(self) -> dict[int, array]:
+        """stack index -> positions of its rows in the busy rows, ascending. (Machine integers:
+        as Python ints, 36 bytes a row, ~11 MB for 300k distinct threads' rows; 4 here.)"""
+        index: dict[int, array] = {}
         for pos, row in enumerate(self._busy):
             found = index.get(row[_STACK])
             if found is None:
-                index[row[_STACK]] = [pos]
+                index[row[_STACK]] = array("I", (pos,))
             else:
                 found.append(pos)
         return index
