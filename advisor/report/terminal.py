@@ -1,7 +1,8 @@
 """Terminal report with rich: header panel, ranked table, one compact panel per recommendation.
 
-Every piece of text from the result is wrapped in rich Text, never passed as a markup string:
-symbol names like '[kernel.kallsyms]' or '[/]' must print as they are, not be parsed as markup.
+Every piece of text, labels and numbers too, is rich Text, never a markup string: symbol names
+like '[kernel.kallsyms]' or '[/]' must print as they are, not be parsed as markup (and a str cell
+pays for rich's markup and emoji parsing: ~4 ms of the report's first rendering).
 On a console without colour (a pipe, a file) the same layout prints as plain text.
 """
 
@@ -48,7 +49,7 @@ def renderable(result: dict, highlight: bool = True) -> RenderableType:
         warnings.add_column(no_wrap=True)
         warnings.add_column(style="yellow")
         for warning in result["warnings"]:
-            warnings.add_row(" ", Text(warning))
+            warnings.add_row(Text(" "), Text(warning))
         parts += [Text("Warnings", style="bold yellow"), warnings]
     return Group(*parts)
 
@@ -63,16 +64,16 @@ def _header(result: dict) -> Panel:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
-    facts.add_row("source", Text(result["source"]))
-    facts.add_row("samples", Text(samples(profile)))
+    facts.add_row(Text("source"), Text(result["source"]))
+    facts.add_row(Text("samples"), Text(samples(profile)))
     if load(result):
-        facts.add_row("load", Text(load(result)))
-    facts.add_row("utilisation", Text(f"{pct(profile['busy_pct'])} busy"))
-    facts.add_row("per-CPU busy", _cpus(profile["cpus"]))
-    facts.add_row("bottleneck", Text(bottleneck(profile)))
+        facts.add_row(Text("load"), Text(load(result)))
+    facts.add_row(Text("utilisation"), Text(f"{pct(profile['busy_pct'])} busy"))
+    facts.add_row(Text("per-CPU busy"), _cpus(profile["cpus"]))
+    facts.add_row(Text("bottleneck"), Text(bottleneck(profile)))
     filters = [f"{key}={value}" for key, value in profile["filters"].items() if value is not None]
     if filters:
-        facts.add_row("filters", Text(" ".join(filters)))
+        facts.add_row(Text("filters"), Text(" ".join(filters)))
     parts: list[RenderableType] = [facts]
     if profile["top"]:
         parts.append(_top(profile["top"]))
@@ -94,12 +95,12 @@ def _cpus(cpus: list[dict]) -> Text:
 def _top(top: list[dict]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=Text("hottest functions", style="bold"), title_justify="left",
                   pad_edge=False, expand=True)
-    table.add_column("self", justify="right", no_wrap=True)
-    table.add_column("incl.", justify="right", no_wrap=True)
-    table.add_column("symbol", overflow="fold", ratio=3)
-    table.add_column("dso", overflow="ellipsis", no_wrap=True, ratio=2, style="dim")
+    table.add_column(Text("self"), justify="right", no_wrap=True)
+    table.add_column(Text("incl."), justify="right", no_wrap=True)
+    table.add_column(Text("symbol"), overflow="fold", ratio=3)
+    table.add_column(Text("dso"), overflow="ellipsis", no_wrap=True, ratio=2, style="dim")
     for entry in top[:TOP_ROWS]:
-        table.add_row(pct(entry["self_pct"]), pct(entry["inclusive_pct"]), Text(entry["symbol"]),
+        table.add_row(Text(pct(entry["self_pct"])), Text(pct(entry["inclusive_pct"])), Text(entry["symbol"]),
                       Text(entry["dso"]))
     return table
 
@@ -107,21 +108,21 @@ def _top(top: list[dict]) -> Table:
 def _ranking(recs: list[dict]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=Text("Recommendations", style="bold"), title_justify="left",
                   expand=True, pad_edge=False, show_edge=False, collapse_padding=True)
-    table.add_column("#", justify="right")
-    table.add_column("rule", no_wrap=True, style="bold cyan")
-    table.add_column("est. gain", justify="right", no_wrap=True)
-    table.add_column("conf.")
-    table.add_column("risk")
-    table.add_column("share", justify="right")
-    table.add_column("security", no_wrap=True)
+    table.add_column(Text("#"), justify="right")
+    table.add_column(Text("rule"), no_wrap=True, style="bold cyan")
+    table.add_column(Text("est. gain"), justify="right", no_wrap=True)
+    table.add_column(Text("conf."))
+    table.add_column(Text("risk"))
+    table.add_column(Text("share"), justify="right")
+    table.add_column(Text("security"), no_wrap=True)
     for rec in recs:
         # titles are in each recommendation's panel: the table stays one line per rule at 80 columns
-        table.add_row(str(rec["rank"]), Text(rec["rule"]),
+        table.add_row(Text(str(rec["rank"])), Text(rec["rule"]),
                       Text(gain(rec), style="bold"),
                       Text(rec["confidence"], style=CONFIDENCE_STYLE[rec["confidence"]]),
                       Text(rec["risk"], style=LEVEL_STYLE[rec["risk"]]),
-                      pct(rec["share_pct"]),
-                      Text(SECURITY, style="bold red") if rec["weakens_security"] else "")
+                      Text(pct(rec["share_pct"])),
+                      Text(SECURITY, style="bold red") if rec["weakens_security"] else Text(""))
     return table
 
 
@@ -143,7 +144,7 @@ def recommendation(rec: dict, highlight: bool = True) -> Panel:
     evidence.add_column(style="dim", no_wrap=True)
     evidence.add_column()
     for item in rec["evidence"]:
-        evidence.add_row("•", Text(item))
+        evidence.add_row(Text("•"), Text(item))
     parts.append(evidence)
     parts += _shell("commands", rec["commands"], highlight)
     parts += _shell("rollback", rec["rollback"], highlight)
