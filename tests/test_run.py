@@ -200,6 +200,16 @@ def test_save_refuses_a_directory_that_is_not_empty_before_collecting(tmp_path):
     assert time.monotonic() - start < 10  # refused before the 30 s window
 
 
+def test_save_in_a_directory_root_may_not_create_in_is_refused_before_collecting():
+    """/proc passes root's access check, and mkdir there fails: exit 3, not an internal error."""
+    start = time.monotonic()
+    done = advise("run", "--duration", "30", "--save", "/proc/advise-bundle")
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr == ("advise: --save /proc/advise-bundle: cannot create a directory in /proc: "
+                           "No such file or directory\n")
+    assert time.monotonic() - start < 10  # refused before the 30 s window
+
+
 def test_an_output_that_cannot_be_written_is_refused_before_collecting(tmp_path):
     for out, reason in [(tmp_path / "missing" / "report.json", f"no directory {tmp_path / 'missing'}"),
                         (tmp_path, "Is a directory")]:

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from advisor.collect import targets
-from advisor.errors import UsageError
+from advisor.errors import EnvironmentProblem, UsageError
 from advisor.proc import descendants, kill_group
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="creating a cgroup needs root")
@@ -75,6 +75,27 @@ def test_a_pid_brings_its_descendants(tree):
             assert int(handle.read().rsplit(")", 1)[1].split()[1]) == tree.pid
     assert target.scoped and target.perf_scope() == ["-p", ",".join(map(str, target.pids))]
     assert target.describe() == f"process {tree.pid} and 2 descendants"
+
+
+def _maps_readable(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps", "rb"):
+            return True
+    except PermissionError:
+        return False
+
+
+@pytest.mark.skipif(_maps_readable(1), reason="needs a process whose memory map root cannot read "
+                                             "(in this project's sandbox: its PID 1)")
+def test_a_process_perf_cannot_trace_is_named_before_perf_fails_without_a_word():
+    """perf record -p exits 255 with no message when it cannot read a process's maps."""
+    with pytest.raises(EnvironmentProblem) as err:
+        targets.resolve(pid=1)
+    assert str(err.value) == ("--pid 1: it cannot be traced: /proc/1/maps is not readable (a sandbox or "
+                              "another user namespace protects it)")
+    with pytest.raises(EnvironmentProblem, match=f"--pid {os.getpid()}: process 1 below it cannot be traced"):
+        targets.check_traceable([os.getpid(), 1], os.getpid())
+    targets.check_traceable([os.getpid(), 999_999_999], os.getpid())  # gone: perf's to say
 
 
 def test_cgroup_mounts_on_this_machine_and_a_v1_perf_event_layout(tmp_path):

@@ -316,7 +316,11 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         stage = None
         if save is not None:
-            stage = Path(tempfile.mkdtemp(prefix=f"{save.name}.tmp-", dir=save.parent))
+            try:  # root passes the access check in /proc, /sys and read-only mounts: ask the kernel
+                stage = Path(tempfile.mkdtemp(prefix=f"{save.name}.tmp-", dir=save.parent))
+            except OSError as exc:
+                raise EnvironmentProblem(f"--save {save}: cannot create a directory in {save.parent}: "
+                                         f"{exc.strerror or exc}") from None
             cleanup.callback(shutil.rmtree, stage, ignore_errors=True)
         load = LoadCommand(during, workdir) if during is not None else None
         perf_data = os.path.join(workdir, "perf.data")

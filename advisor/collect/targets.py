@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from ..errors import EnvironmentProblem, UsageError
 from ..proc import descendants
 from .probes.processes import pids_by_comm
 
@@ -49,6 +49,21 @@ class Target:
 
 
 # ---------------------------------------------------------------- cgroups
+
+def check_traceable(pids: list[int], asked: int) -> None:
+    """perf record -p reads each process's memory map first, and a process it may not read (a
+    sandbox's, another user namespace's) makes it exit 255 without a word: say which one."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps", "rb"):
+                pass
+        except PermissionError:
+            which = "it" if pid == asked else f"process {pid} below it"
+            raise EnvironmentProblem(f"--pid {asked}: {which} cannot be traced: /proc/{pid}/maps is not "
+                                     f"readable (a sandbox or another user namespace protects it)") from None
+        except OSError:  # gone meanwhile: perf says so, if it matters
+            pass
+
 
 def cgroup_mounts(mountinfo: str = MOUNTINFO) -> list[str]:
     """Mount points perf can filter on: the cgroup2 hierarchy, then a v1 perf_event hierarchy."""
@@ -135,6 +150,7 @@ def resolve(comm: str | None = None, pid: int | None = None, cgroup: str | None 
         if not os.path.exists(f"/proc/{pid}"):
             raise UsageError(f"--pid {pid}: no such process")
         target.pids = [pid, *descendants(pid)]
+        check_traceable(target.pids, pid)
     elif cgroup is not None:
         target.cgroup, directory = resolve_cgroup(cgroup)
         target.pids = cgroup_pids(directory)
