@@ -98,6 +98,17 @@ def test_a_folded_count_that_is_no_whole_number_is_named_as_such(tmp_path, text,
     assert err.value.line == line and "count must be a whole number of samples" in err.value.reason
 
 
+@pytest.mark.parametrize("before", ["", "# a comment\n\n"])
+def test_a_folded_stack_longer_than_the_first_read_is_still_folded(tmp_path, before):
+    """The format was told from the first 64 KiB, whose cut last line was not judged: a file whose
+    first stack was longer (20,000 frames) had no line to judge, and was read as perf script."""
+    deep = "web;" + ";".join(f"frame{i}" for i in range(20_000)) + " 7\n"
+    assert len(deep) > 64 << 10
+    table = read_samples(write(tmp_path / "deep.folded", (before + deep + "web;main 3\n").encode()))
+    assert list(table.events) == ["folded"] and table.samples == 10
+    assert max(len(key.frames) for key in table.rows) == 20_000
+
+
 def test_folded_sniffing_needs_every_first_line_folded(tmp_path):
     # one folded-looking line followed by perf script text: read as perf script
     text = "a;b 1\n" + SCRIPT

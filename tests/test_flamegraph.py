@@ -4,6 +4,7 @@ the rule-coloured frames must add up to the engine's share, on the engine's CPUs
 from __future__ import annotations
 
 import io
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -121,6 +122,20 @@ def test_svg_is_wellformed_escaped_and_has_tooltips_and_legend():
     assert "40.00% of busy time" in hook.find(f"{SVG}title").text
     legend = [t.text for t in root.findall(f".//{SVG}g[@class='legend-item']/{SVG}text")]
     assert legend[0] == "netfilter" and "kernel" in legend
+
+
+def test_a_stack_deeper_than_pythons_recursion_limit_is_drawn_in_order():
+    """Drawing recursed once per frame: a folded stack 5x the recursion limit deep was an internal
+    error in --format html."""
+    deep = 5 * sys.getrecursionlimit()
+    text = ("web;" + ";".join(f"f{i}" for i in range(deep)) + " 30\nweb;main;leaf 10\n").encode()
+    graph = Profile(read_folded(io.BytesIO(text), "deep.folded")).flamegraph()
+    assert graph.root.depth == deep + 2  # all, the process, its frames
+    frames = ET.fromstring(graph.svg).findall(f".//{SVG}g[@class='f']")
+    names = [g.get("data-n") for g in frames]
+    # depth first, each frame before its children, siblings left to right by name
+    assert names[:4] == ["all", "web", "f0", "f1"] and names[-3:] == [f"f{deep - 1}", "main", "leaf"]
+    assert [int(g.get("data-d")) for g in frames[:deep + 2]] == list(range(deep + 2))
 
 
 def test_unknown_runs_are_drawn_once(netfilter):

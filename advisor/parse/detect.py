@@ -21,6 +21,7 @@ from . import folded, perf_data, perf_script
 PERF_DATA_MAGIC = b"PERFILE2"
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 64 << 10
+SNIFF_MAX = 16 << 20  # read at most this much to find a whole first line (the reader skips longer ones)
 SNIFF_LINES = 20
 
 
@@ -67,9 +68,9 @@ def _read_gzip(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
 
 
 def _read_text(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
-    head = f.read(SNIFF_BYTES)
+    head, whole = _read_head(f)
     stream = _Prefixed(head, f)
-    folded_lines, unfolded_line, unfolded_text = _sniff_folded(head)
+    folded_lines, unfolded_line, unfolded_text = _sniff_folded(head, whole)
     if folded_lines and unfolded_line is None:
         return folded.read(io.BufferedReader(stream), source)
     try:
@@ -87,12 +88,30 @@ def _read_text(f: BinaryIO, source: str, keep_addrs: bool) -> StackTable:
         raise
 
 
-def _sniff_folded(head: bytes) -> tuple[int, int | None, str]:
+def _read_head(f: BinaryIO) -> tuple[bytes, bool]:
+    """The first SNIFF_BYTES, or more until they hold a whole line that is no comment (a folded
+    stack 50,000 frames deep is one line of 300 KB), up to SNIFF_MAX; and whether that is the
+    whole input (a read returns less than asked only at its end)."""
+    head = f.read(SNIFF_BYTES)
+    whole = len(head) < SNIFF_BYTES
+    while not whole and len(head) < SNIFF_MAX and not _holds_a_content_line(head):
+        more = f.read(SNIFF_BYTES)
+        whole = len(more) < SNIFF_BYTES
+        head += more
+    return head, whole
+
+
+def _holds_a_content_line(head: bytes) -> bool:
+    return any(line.strip() and not line.startswith(b"#") for line in head.split(b"\n")[:-1])
+
+
+def _sniff_folded(head: bytes, whole: bool) -> tuple[int, int | None, str]:
     """How many of the first non-comment lines (up to 20) have the folded shape before one
-    does not, and the number and text of that line (None and "" if they all do)."""
+    does not, and the number and text of that line (None and "" if they all do). Unless `head`
+    is the whole input, its last line may be cut, and is not judged."""
     lines = head.decode("utf-8", "surrogateescape").split("\n")
-    if len(head) == SNIFF_BYTES:
-        lines = lines[:-1]  # the last one may be cut
+    if not whole:
+        lines = lines[:-1]
     checked = 0
     for lineno, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):

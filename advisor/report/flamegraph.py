@@ -81,8 +81,14 @@ class Node:
 
     @property
     def depth(self) -> int:
-        """Levels below and including this node."""
-        return 1 + max((c.depth for c in self.children.values()), default=0)
+        """Levels below and including this node (a loop, not recursion: stacks may be deeper
+        than Python's recursion limit)."""
+        deepest, todo = 0, [(self, 1)]
+        while todo:
+            node, level = todo.pop()
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in node.children.values())
+        return deepest
 
 
 def build_tree(profile, highlights: list[Highlight] = (), collapse_unknown: bool = True) -> Node:
@@ -232,11 +238,22 @@ class FlameGraph:
         out.append("</g>")
         return out
 
-    def _draw(self, node: Node, x: float, d: int, scale: float, y: float, total: float,
+    def _draw(self, root: Node, x: float, d: int, scale: float, y: float, total: float,
               colours: dict, out: list) -> None:
+        """Each frame, then its children left to right, depth first (in a loop, not by recursion:
+        a folded stack may be 50,000 frames deep)."""
+        todo = [(root, x, d, y)]
+        while todo:
+            node, x, d, y = todo.pop()
+            children = self._draw_frame(node, x, d, scale, y, total, colours, out)
+            todo.extend(reversed(children))
+
+    def _draw_frame(self, node: Node, x: float, d: int, scale: float, y: float, total: float,
+                    colours: dict, out: list) -> list[tuple]:
+        """One frame's SVG; returns its children to draw, with their places, in order."""
         w = node.weight * scale
         if w < MIN_WIDTH:
-            return
+            return []
         if node.role == "matched":
             fill, text_fill = colours[node.rule], "#fff"
         elif node.role == "under":
@@ -256,10 +273,11 @@ class FlameGraph:
         out.append(f'<g class="f" data-d="{d}" data-n="{_e(node.name)}"{rule_attr}><title>{_e(tip)}</title>'
                    f'<rect x="{x:.2f}" y="{y:.1f}" width="{w:.2f}" height="{FRAME_HEIGHT - 1}" '
                    f'fill="{fill}" rx="1.5"/>{text}</g>')
-        child_x = x
+        placed, child_x = [], x
         for child in sorted(node.children.values(), key=lambda c: (c.name, c.role, c.rule or "")):
-            self._draw(child, child_x, d + 1, scale, y - FRAME_HEIGHT, total, colours, out)
+            placed.append((child, child_x, d + 1, y - FRAME_HEIGHT))
             child_x += child.weight * scale
+        return placed
 
     # -- views
     def html(self) -> str:
