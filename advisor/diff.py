@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis import Result, analyze
-from .report import gain, pct
+from .report import gain, pct, printable
 
 if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: `import advisor` stays light
     import pandas as pd
@@ -220,9 +220,9 @@ class DiffResult:
         from rich.text import Text
 
         style = {"appeared": "bold red", "disappeared": "green", "changed": "yellow", "unchanged": "dim"}
-        head = Text.assemble(("advisor diff  ", "bold"), self.before.data["source"], " -> ",
-                             self.after.data["source"])
-        facts = Text("\n".join(self.summary()))
+        head = Text.assemble(("advisor diff  ", "bold"), printable(self.before.data["source"]), " -> ",
+                             printable(self.after.data["source"]))
+        facts = Text(printable("\n".join(self.summary())))
         recs = Table(title=Text("Recommendations", style="bold"), title_justify="left", expand=True)
         for col, justify in (("rule", "left"), ("status", "left"), ("before", "right"), ("after", "right"),
                              ("delta", "right")):
@@ -234,7 +234,7 @@ class DiffResult:
             recs.add_row(Text(r.rule, style="bold cyan"), Text(r.status, style=style[r.status]),
                          Text(r.range_before), Text(r.range_after), _delta(r.gain_delta))
             if r.note:
-                notes.add_row(Text(f"  {r.rule} {r.status}:"), Text(r.note))
+                notes.add_row(Text(f"  {r.rule} {r.status}:"), Text(printable(r.note)))
         parts = [head, facts, recs, notes]
         for by in ("self", "inclusive"):
             movers = Table(title=Text(f"Top movers by {by} share of busy time", style="bold"),
@@ -242,7 +242,7 @@ class DiffResult:
             for col in ("symbol", "self", "Δ self", "inclusive", "Δ incl."):
                 movers.add_column(col, justify="left" if col == "symbol" else "right", overflow="fold")
             for s in self.movers(10, by=by).itertuples():
-                movers.add_row(Text(s.symbol), f"{s.self_before:.1f}% -> {s.self_after:.1f}%",
+                movers.add_row(Text(printable(s.symbol)), f"{s.self_before:.1f}% -> {s.self_after:.1f}%",
                                _delta(s.self_delta), f"{s.inclusive_before:.1f}% -> {s.inclusive_after:.1f}%",
                                _delta(s.inclusive_delta))
             parts.append(movers)

@@ -47,3 +47,20 @@ def test_process_lists_become_separate_quoted_words():
     assert "for pid in 11 12; do" in loop
     assert "cpu mask" in missing  # the XPS line is left for the user to fill
     assert subprocess.run(["bash", "-n", "-c", loop]).returncode == 0
+
+
+def test_a_device_name_with_control_characters_runs_the_same_and_reads_without_them():
+    """An interface named with ESC [ 2 J (or U+202E) in it: the command must pass those bytes to
+    tc unchanged, and whoever reads the script first must not have the terminal cleared (or the
+    line reversed). bash runs each word, in the C locale and in UTF-8."""
+    for evil in ("eth\x1b[2J0", "veth\u202e1", "a'b\\c\x07", "tab\tname"):
+        system = {"net": {"devices": {evil: {"qdisc": "htb"}}}}
+        rule = RULES["qdisc-lock"]
+        commands, _ = fill(rule.commands, rule, system, {})
+        command = next(c for c in commands if c.startswith("tc qdisc replace"))
+        assert command.isprintable() and command.startswith("tc qdisc replace dev $'")
+        word = command.split(" ")[4]
+        for locale in ("C", "C.UTF-8"):
+            done = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, timeout=10,
+                                  env={"LC_ALL": locale, "PATH": "/usr/bin:/bin"})
+            assert done.stdout.decode() == evil

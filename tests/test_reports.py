@@ -12,6 +12,8 @@ import io
 import json
 import math
 import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
 
@@ -526,3 +528,34 @@ def test_markdown_lists_collectors(result):
     assert len(items) == len(COLLECTORS)
     assert "linux-headers-6.18.44\\*" in section  # free text escaped
     assert "## Collectors" not in markdown.render(json.loads(FIXTURE.read_text()))
+
+
+# --------------------------------------------------------------------------- names from the system
+
+HOSTILE = ("\x1b[2J", "\x1b]0;pwned\x07", "\u202e", "\u200b", "\x9b")
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "markdown", "html", "script"])
+def test_names_from_the_system_reach_no_report_with_their_control_characters(tmp_path, fmt):
+    """A process may name itself, and a binary its symbols, with ESC sequences (clear the screen,
+    retitle the terminal) or U+202E (show a line reversed): every report prints them escaped."""
+    text = ("app\x1b]0;pwned\x07;main;evil\x1b[2J\u202e\u200b\x9b 50\n"
+            "app;main;ip_output;nf_hook_slow 50\n")
+    folded = tmp_path / "hostile\x1b[2J.folded"  # a file name may hold them too
+    folded.write_text(text)
+    out = tmp_path / f"report.{fmt}"
+    done = subprocess.run([sys.executable, "-m", "advisor.cli", "analyze", str(folded), "--format", fmt,
+                           "--output", str(out)], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    written = out.read_text()
+    for raw in HOSTILE:
+        assert raw not in written
+    unescaped = written.replace("\\\\", "\\")  # Markdown doubles a backslash
+    assert "hostile\\x1b[2J.folded" in unescaped  # the source, in every report
+    if fmt != "script":  # the script holds no symbol
+        assert "evil\\x1b[2J\\u202e\\u200b\\x9b" in unescaped
+    if fmt == "html":
+        svg = written[written.index("<svg"):written.index("</svg>") + 6]
+        ET.fromstring(svg)  # XML holds no control character: it parses
+    if fmt == "script":
+        assert "\x1b" not in (tmp_path / "report.rollback.script").read_text()

@@ -82,14 +82,31 @@ def _device_rows(rule: Rule, system: dict) -> list[dict[str, str]]:
     return rows
 
 
+def shell_word(value: str) -> str:
+    """`value` as one shell word: shlex.quote, or, when it holds a character that is not printable
+    (an interface named with ESC in it), bash's $'...' with that character escaped. The command
+    runs the same, and whoever reads it before running it sees what it does."""
+    if value.isprintable():
+        return shlex.quote(value)
+    out = []
+    for char in value:
+        if char in "\\'":
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:  # its UTF-8 bytes: bash's \u would depend on the locale the script runs in
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogateescape"))
+    return "$'" + "".join(out) + "'"
+
+
 def _substitute(template: str, values: dict[str, str], missing: set[str]) -> str:
     def repl(m: re.Match) -> str:
         key = m.group(1)
         if key in values:
             value = values[key]
             if isinstance(value, list):  # several words, each quoted: `for pid in {pids}`
-                return " ".join(shlex.quote(v) for v in value)
-            return shlex.quote(value)
+                return " ".join(shell_word(v) for v in value)
+            return shell_word(value)
         missing.add(key)
         return f"<{key}>"
     return PLACEHOLDER.sub(repl, template)

@@ -6,6 +6,8 @@ so that a gain reads the same in every report. This module imports nothing heavy
 
 from __future__ import annotations
 
+import re
+
 BOTTLENECK_TEXT = {
     "all-saturated": "every CPU is saturated",
     "some-saturated": "some CPUs are saturated",
@@ -75,3 +77,37 @@ def reference(rec: dict) -> str:
 def one_line(text: str) -> str:
     """Inline contexts (table cells, comments, headings) cannot hold a line break."""
     return " ".join(text.split())
+
+
+#: Characters a report never prints as they are: C0 and C1 controls but tab and newline (ESC
+#: starts terminal escape sequences), line and paragraph separators, and the invisible ones
+#: that reorder or hide text (bidi marks, overrides and isolates, zero-width characters, BOM).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """`text` with the characters above written as escapes (`\\x1b`, `\\u202e`).
+
+    Symbol, process and file names come from whoever wrote the program or named the process:
+    a name holding ESC [ 2 J would clear the terminal of whoever reads the report, and U+202E
+    would show a line in another order than it reads.
+    """
+    if text.isprintable():  # the common case, in C
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(m: re.Match) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable_data(value):
+    """A copy of a result dict (or list) with every string `printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_data(k): printable_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable_data(v) for v in value]
+    return value

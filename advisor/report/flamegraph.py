@@ -21,6 +21,7 @@ from pathlib import Path
 from ..engine.evaluate import target_program
 from ..engine.match import SymbolFamily, match_stack
 from ..profile import comm_family
+from . import printable
 
 WIDTH = 1200
 FRAME_HEIGHT = 16
@@ -170,7 +171,8 @@ def _fit(label: str, width: float) -> str:
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    """For SVG text and attributes: XML holds no control character (a saved .svg would not open)."""
+    return html.escape(printable(text), quote=True)
 
 
 class FlameGraph:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html as _html
 
-from . import bottleneck, gain, load, pct, reference, samples
+from . import bottleneck, gain, load, pct, printable, reference, samples
 from .flamegraph import for_result
 
 TOP_ROWS = 12
@@ -52,8 +52,9 @@ svg.gains text{font-size:12px}
 
 
 def e(text) -> str:
-    """Escape any value for HTML text and attribute values."""
-    return _html.escape("" if text is None else str(text), quote=True)
+    """Escape any value for HTML text and attribute values (control characters as `\\x1b`: no
+    XML holds them, and a saved page is read as text too)."""
+    return _html.escape(printable("" if text is None else str(text)), quote=True)
 
 
 def render(result) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
-from advisor.report import bottleneck, gain, load, one_line, pct, reference, samples
+from advisor.report import bottleneck, gain, load, one_line, pct, printable, printable_data, reference, samples
 
 TOP_ROWS = 10
 
 
 def render(result: dict) -> str:
     """The whole report as Markdown text ending with a newline."""
+    result = printable_data(result)  # names from the system: no escape sequence reaches a terminal
     profile, recs = result["profile"], result["recommendations"]
     out = ["# advisor report", ""]
     out += _summary(result, profile)
@@ -122,7 +123,7 @@ def _text(text: str) -> str:
     '_' is escaped only where it could open or close emphasis (not between two letters or digits),
     so symbol names such as tcp_sendmsg stay readable in the raw file.
     """
-    text = re.sub(r"([\\`*\[\]<>~|])", r"\\\1", one_line(text))
+    text = re.sub(r"([\\`*\[\]<>~|])", r"\\\1", one_line(printable(text)))
     return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
 
 
@@ -131,7 +132,7 @@ def _code(text: str, in_table: bool = False) -> str:
 
     In a table GFM splits cells before reading code spans, so '|' needs its backslash even there.
     """
-    text = one_line(text)
+    text = one_line(printable(text))
     if in_table:
         text = text.replace("|", "\\|")
     ticks = "`" * (_longest_run(text, "`") + 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from advisor.report import gain, pct, reference
+from advisor.report import gain, pct, printable, reference
 
 #: A rule author's placeholder still waiting for a value: '<device>', '<previous value, e.g. cubic>'.
 #: Not a redirection: those are followed by a space or a path ('sort <in >out', '< /root/x').
@@ -87,8 +87,9 @@ def _command(command: str) -> list[str]:
 
 
 def _comment(text: str) -> list[str]:
-    """Each line of `text` as its own comment line: an embedded newline must not end the comment."""
-    return ["# " + line if line else "#" for line in text.splitlines() or [""]]
+    """Each line of `text` as its own comment line: an embedded newline must not end the comment,
+    and no control character reaches the terminal of whoever reads the script."""
+    return ["# " + line if line else "#" for line in printable(text).splitlines() or [""]]
 
 
 def _finish(lines: list[str]) -> str:

@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from advisor.report import bottleneck, gain, load, pct, reference, samples
+from advisor.report import bottleneck, gain, load, pct, printable_data, reference, samples
 
 LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 STATUS_STYLE = {"ok": "green", "unavailable": "yellow", "failed": "bold red"}
@@ -34,6 +34,7 @@ def render(result: dict, console: Console) -> None:
 
 def renderable(result: dict, highlight: bool = True) -> RenderableType:
     """The report as one rich renderable, for callers that compose or capture output."""
+    result = printable_data(result)  # names from the system: no escape sequence reaches the terminal
     parts: list[RenderableType] = [_header(result)]
     recs = result["recommendations"]
     if recs:
@@ -128,6 +129,7 @@ def _ranking(recs: list[dict]) -> Table:
 
 def recommendation(rec: dict, highlight: bool = True) -> Panel:
     """One recommendation as a panel (also what a notebook shows for a Recommendation)."""
+    rec = printable_data(rec)
     parts: list[RenderableType] = []
     facts = Text()
     facts.append(f"{rec['category']} · {rec['basis'].replace('_', ' ')} · tier {rec['tier']}")
