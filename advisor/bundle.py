@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import input_lines
-from .paths import not_a_regular_file
 from .errors import InputError
 from .model import StackTable
+from .paths import not_a_regular_file
 
 SAMPLE_FILES = ("perf.script.gz", "perf.script", "perf.folded.gz", "perf.folded", "perf.data")
 FORMAT = "advisor-bundle/1"

@@ -48,8 +48,6 @@ class Target:
         return "all CPUs"
 
 
-# ---------------------------------------------------------------- cgroups
-
 def check_traceable(pids: list[int], asked: int) -> None:
     """perf record -p reads each process's memory map first, and a process it may not read (a
     sandbox's, another user namespace's) makes it exit 255 without a word: say which one."""
@@ -64,6 +62,8 @@ def check_traceable(pids: list[int], asked: int) -> None:
         except OSError:  # gone meanwhile: perf says so, if it matters
             pass
 
+
+# ---------------------------------------------------------------- cgroups
 
 def cgroup_mounts(mountinfo: str = MOUNTINFO) -> list[str]:
     """Mount points perf can filter on: the cgroup2 hierarchy, then a v1 perf_event hierarchy."""
