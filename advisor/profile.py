@@ -316,6 +316,8 @@ class Profile:
         >>> round(p.share("nft_do_chain*", under="ip_output").pct) < round(s.pct)
         True
         """
+        if mode not in ("inclusive", "self"):
+            raise ValueError(f"mode={mode!r}: 'inclusive' or 'self'")
         target, anc, excl = family(symbols), family(under), family(exclude_below)
         only = comm_family(comms) if comms else None
         hit = self._match_stacks(target, anc, excl, mode == "self")
@@ -508,7 +510,7 @@ class Profile:
     def flamegraph(self, rules=(), *, cpus: list[int] | None = None, comms=None):
         """Flame graph of the busy samples (a FlameGraph: SVG inline in Jupyter, `.save()`).
 
-        `rules` (Rule objects, e.g. from `advisor.engine.rules.load_rules()`) have the frames
+        `rules` (Rule objects or rule ids, e.g. "netfilter") have the frames
         they match drawn in their colour, matched as the engine does, on `cpus` and in
         `comms` only when given.
 
@@ -523,6 +525,12 @@ class Profile:
         """
         from .report.flamegraph import for_profile
 
+        if isinstance(rules, str):
+            rules = [rules]
+        if any(isinstance(rule, str) for rule in rules):  # ids, as a notebook user types them
+            from .engine.rules import get_rule
+
+            rules = [get_rule(rule) if isinstance(rule, str) else rule for rule in rules]
         return for_profile(self, list(rules), cpus=cpus, comms=comms)
 
     def _repr_html_(self) -> str:

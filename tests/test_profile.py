@@ -125,3 +125,21 @@ def test_a_program_name_longer_than_the_kernel_keeps_still_matches_its_samples()
     long = comm_family("very-long-server-name")
     assert long.matches("very-long-serve") and not long.matches("very-long-serv")
     assert comm_family("nginx,wrk").matches("wrk") and comm_family(["ngin*"]).matches("nginx")
+
+
+def test_a_share_mode_that_is_neither_inclusive_nor_self_is_refused():
+    """It counted as 'inclusive' without a word: a typo ('Self') gave another number than asked."""
+    p = Profile(folded.read(io.BytesIO(b"nginx;main;recv 3\nnginx;main 1\n"), "demo"))
+    assert p.share("recv", mode="self").samples == 3
+    with pytest.raises(ValueError, match="'inclusive' or 'self'"):
+        p.share("recv", mode="Self")
+
+
+def test_a_flame_graph_takes_rule_ids_as_well_as_rules():
+    from advisor.engine.rules import get_rule
+
+    p = Profile(folded.read(io.BytesIO(b"nginx;main;ip_output;nf_hook_slow;nft_do_chain 3\nnginx;main 1\n"),
+                            "demo"))
+    by_rule = p.flamegraph([get_rule("netfilter")]).svg
+    assert p.flamegraph(["netfilter"]).svg == p.flamegraph("netfilter").svg == by_rule
+    assert 'data-role="matched"' in by_rule
