@@ -153,6 +153,48 @@ def test_a_perf_failure_is_one_line_with_perfs_message(tmp_path):
     assert len(message) < 300
 
 
+def ended_pid() -> int:
+    """The PID of a process that has ended and been reaped: as a child that exits between
+    advise listing a process tree and perf attaching to it."""
+    proc = subprocess.Popen(["true"])
+    proc.wait(timeout=10)
+    return proc.pid
+
+
+@root_only
+def test_a_process_that_ended_before_perf_attached_starts_perf_again_on_the_tree_as_it_is(burner, tmp_path):
+    """perf record -p A,B fails at once ("No such process") when B has ended meanwhile: a forking
+    server does that. It is started again on the processes as they are, and samples A."""
+    data = str(tmp_path / "perf.data")
+    scopes = [["-p", f"{burner.pid},{ended_pid()}"], ["-p", str(burner.pid)]]
+    argv = record_argv(perf_mod.perf_binary(), data, 1.5, 99, scopes[0])
+    with PerfRecord(argv, str(tmp_path / "perf.stderr"), burner.pid,
+                    rescope=lambda: record_argv(perf_mod.perf_binary(), data, 1.5, 99, scopes[1])) as recorder:
+        recorder.wait(20)
+    recorder.check()
+    assert recorder.restarts == 1 and recorder.argv[recorder.argv.index("-p") + 1] == str(burner.pid)
+    table = symbolise(data, "t")
+    assert {key.pid for key in table.rows} == {burner.pid}
+
+
+@root_only
+def test_perf_is_started_again_a_few_times_at_most_then_its_failure_is_reported(tmp_path):
+    data = str(tmp_path / "perf.data")
+    gone = ["-p", f"{os.getpid()},{ended_pid()}"]
+    calls = []
+
+    def rescope():
+        calls.append(1)
+        return record_argv(perf_mod.perf_binary(), data, 1, 99, gone)  # still one that ended
+
+    with PerfRecord(record_argv(perf_mod.perf_binary(), data, 1, 99, gone), str(tmp_path / "perf.stderr"),
+                    os.getpid(), rescope=rescope) as recorder:
+        recorder.wait(20)
+    assert len(calls) == recorder.restarts == perf_mod.MAX_RESTARTS
+    with pytest.raises(EnvironmentProblem, match="No such process"):
+        recorder.check()
+
+
 @root_only
 def test_symbolise_streams_into_a_gzip_copy(burner, tmp_path):
     argv = record_argv(perf_mod.perf_binary(), str(tmp_path / "perf.data"), 1, 99, ["-p", str(burner.pid)])

@@ -113,6 +113,31 @@ def test_a_pid_brings_its_children_into_perf_and_the_probes(burner_exe, tmp_path
     assert f"process {parent.pid} and 2 descendants" in result.data["collectors"]["perf"]["detail"]
 
 
+def test_a_child_that_ends_before_perf_attaches_does_not_fail_the_run(burner, monkeypatch, tmp_path):
+    """The race of a forking server: a child listed in --pid's tree ends before perf attaches,
+    and perf fails at once ("No such process"). The timing cannot be forced here, so the listing
+    is made stale on purpose: it holds a child that has already ended (a real, reaped PID)."""
+    from advisor.collect import targets
+
+    ended = subprocess.Popen(["true"])
+    ended.wait(timeout=10)
+    resolve = targets.resolve
+
+    def stale(*args, **kwargs):
+        target = resolve(*args, **kwargs)
+        target.pids = target.pids + [ended.pid]
+        return target
+
+    monkeypatch.setattr(targets, "resolve", stale)
+    result = run(duration=1.5, frequency=199, pid=burner.pid, save=tmp_path / "b", progress=False)
+    perf = result.data["collectors"]["perf"]
+    assert perf["status"] == "ok" and "started 1 more time(s)" in perf["detail"]
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    assert meta["target"]["pids"] == [burner.pid]
+    assert meta["perf"]["record_args"][meta["perf"]["record_args"].index("-p") + 1] == str(burner.pid)
+    assert result.profile.top(1).iloc[0]["symbol"] == "burn_cycles"
+
+
 def test_a_cgroup_is_sampled_alone_and_its_estimates_scaled_to_its_part_of_the_cpus(burner_exe, cgroup,
                                                                                      tmp_path):
     """--cgroup: perf samples only the group's burner while another busy loop, outside, uses the other

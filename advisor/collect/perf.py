@@ -32,6 +32,8 @@ EVENT = "cpu-clock"
 DEFAULT_FREQUENCY = 99
 STOP_GRACE_S = 5.0  # perf record needs a moment after SIGINT to write its file
 START_TIMEOUT_S = 30.0  # past duration + this, perf record is stopped (it should end by itself)
+MAX_RESTARTS = 3  # perf started again when a process of -p ended before it attached (see wait)
+ATTACH_S = 5.0  # a failure this soon after the start is perf failing to attach
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
@@ -121,22 +123,31 @@ class PerfRecord:
     perf if it still runs, so no perf process outlives the block.
     """
 
-    def __init__(self, argv: list[str], stderr_path: str, target_pid: int | None = None):
+    def __init__(self, argv: list[str], stderr_path: str, target_pid: int | None = None,
+                 rescope: Callable[[], list[str] | None] | None = None):
+        """`rescope`, for `-p A,B,...`: the argv with the processes as they are now (None: give
+        up), for when one of them ended before perf could attach to it."""
         self.argv = argv
         self.stderr_path = stderr_path
         self.target_pid = target_pid
+        self.rescope = rescope
+        self.restarts = 0
         self.target_exited_at: float | None = None  # seconds into the window, when -p PID exited
         self.proc: subprocess.Popen | None = None
         self.started = self.ended = 0.0
         self.stopped_by_us = False
 
     def __enter__(self) -> "PerfRecord":
+        self._start()
+        return self
+
+    def _start(self) -> None:
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err, start_new_session=True,
                                          env={**os.environ, "LC_ALL": "C"})
         self.started = time.monotonic()
-        return self
+        self.ended = 0.0
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -146,7 +157,28 @@ class PerfRecord:
 
     def wait(self, timeout_s: float, tick: Callable[[float], None] | None = None,
              interval_s: float = 0.1) -> None:
-        """Wait until perf ends by itself; stop it at `timeout_s`. `tick(elapsed)` is called meanwhile."""
+        """Wait until perf ends by itself; stop it at `timeout_s`. `tick(elapsed)` is called meanwhile.
+
+        A process of `-p` that ends between the listing and perf attaching to it makes perf fail
+        at once ("No such process"): a forking server does that. perf is then started again on
+        the processes as they are (`rescope`), up to MAX_RESTARTS times.
+        """
+        self._wait(timeout_s, tick, interval_s)
+        while self._lost_a_process() and self.restarts < MAX_RESTARTS:
+            argv = self.rescope()
+            if argv is None:
+                return
+            self.argv = argv
+            self.restarts += 1
+            self._start()
+            self._wait(timeout_s, tick, interval_s)
+
+    def _lost_a_process(self) -> bool:
+        code = self.proc.returncode if self.proc else None
+        return (self.rescope is not None and code not in (0, None) and not self.stopped_by_us
+                and time.monotonic() - self.started < ATTACH_S and "No such process" in self.message())
+
+    def _wait(self, timeout_s: float, tick: Callable[[float], None] | None, interval_s: float) -> None:
         deadline = self.started + timeout_s
         while self.running():
             now = time.monotonic()

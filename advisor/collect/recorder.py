@@ -333,7 +333,13 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 load.start()
                 cleanup.callback(load.stop)
             counters_job.start()
-            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr"), pid) as recorder, bar:
+            def rescope() -> list[str] | None:  # a process of --pid's tree ended before perf attached
+                if not target.refresh():
+                    return None
+                return perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())
+
+            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr"), pid,
+                                     rescope if pid is not None else None) as recorder, bar:
                 recorder.wait(duration_s + perf_mod.START_TIMEOUT_S,
                               tick=lambda t: bar.update(task, completed=min(t, duration_s),
                                                         left=f"{max(0.0, duration_s - t):.0f} s left"))
@@ -364,9 +370,9 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "kernel": platform.release(), "cpus": os.cpu_count(),
             "duration_s": duration_s,
-            "target": {"comm": comm, "pid": pid, "cgroup": target.cgroup, "pids": pids, "netns": netns,
+            "target": {"comm": comm, "pid": pid, "cgroup": target.cgroup, "pids": target.pids, "netns": netns,
                        "scoped": target.scoped},
-            "perf": {"version": perf_mod.perf_version(perf), "record_args": _shown_args(argv)},
+            "perf": {"version": perf_mod.perf_version(perf), "record_args": _shown_args(recorder.argv)},
         }
         if load:
             meta["load"], collectors["load"] = load.result()
@@ -418,6 +424,9 @@ def _perf_status(recorder: perf_mod.PerfRecord, table: StackTable, frequency: in
               f"in {recorder.elapsed_s:.1f} s")
     if recorder.stopped_by_us:
         detail += " (stopped: it did not end by itself)"
+    if recorder.restarts:
+        detail += (f"; started {recorder.restarts} more time(s): a process of the tree ended before "
+                   f"perf could attach to it")
     if recorder.target_exited_at is not None:
         detail += f"; partial: process {pid} exited {recorder.target_exited_at:.1f} s into the window"
     if samples == 0:

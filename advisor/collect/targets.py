@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import EnvironmentProblem, UsageError
-from ..proc import descendants
+from ..proc import alive, descendants
 from .probes.processes import pids_by_comm
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -30,6 +30,14 @@ class Target:
     def scoped(self) -> bool:
         """Whether perf samples only the target (not every CPU)."""
         return self.pid is not None or self.cgroup is not None
+
+    def refresh(self) -> bool:
+        """List the --pid process tree again (one of it ended before perf attached to it);
+        False when there is nothing to list again: no --pid, or that process itself is gone."""
+        if self.pid is None or not alive(self.pid):
+            return False
+        self.pids = [self.pid, *descendants(self.pid)]
+        return True
 
     def perf_scope(self) -> list[str]:
         """perf record's scope options; they come after `-e` (perf wants -G after the event)."""
