@@ -80,7 +80,9 @@ def write_atomically(path: Path, text: str) -> None:
 
 def check_output_target(path: Path) -> None:
     """Refuse an --output that cannot be written before a long collection, not after it: a
-    directory, or a file whose directory is missing or not writable (a device or FIFO is fine)."""
+    directory, or a file whose directory is missing or not writable (a device or FIFO is fine).
+    Writable is asked of the kernel, by making a file there: root passes os.access in /proc and
+    /sys, where no file can be made."""
     path = Path(path)
     if is_special(path):
         return
@@ -89,8 +91,13 @@ def check_output_target(path: Path) -> None:
     directory = path.parent  # "." for a bare file name
     if not directory.is_dir():
         raise EnvironmentProblem(f"cannot write {path}: no directory {directory}")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise EnvironmentProblem(f"cannot write {path}: no permission to write in {directory}")
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _write_atomically(path: Path, text: str) -> None:

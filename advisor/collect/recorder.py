@@ -226,14 +226,13 @@ class CountersThread:
 # ---------------------------------------------------------------- the bundle on disk
 
 def check_save_target(save: Path) -> None:
-    """Refuse before collecting, not after: an existing non-empty DIR, or a parent we cannot write."""
+    """Refuse before collecting, not after: an existing non-empty DIR, or a missing parent. (Whether
+    the parent can be written, the staging directory made there before the window tells.)"""
     if save.exists() and (not save.is_dir() or any(save.iterdir())):
         raise UsageError(f"--save {save}: already exists and is not an empty directory")
     parent = save.parent
     if not parent.is_dir():
         raise UsageError(f"--save {save}: parent directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise EnvironmentProblem(f"--save {save}: cannot write in {parent}")
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -338,8 +337,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                     return None
                 return perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())
 
-            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr"), pid,
-                                     rescope if pid is not None else None) as recorder, bar:
+            with perf_mod.PerfRecord(argv, os.path.join(workdir, "perf.stderr"), pid, rescope) as recorder, bar:
                 recorder.wait(duration_s + perf_mod.START_TIMEOUT_S,
                               tick=lambda t: bar.update(task, completed=min(t, duration_s),
                                                         left=f"{max(0.0, duration_s - t):.0f} s left"))

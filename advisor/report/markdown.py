@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 
-from advisor.report import bottleneck, gain, load, one_line, pct, printable, printable_data, reference, samples
+from advisor.report import bottleneck, gain, load, one_line, pct, printable, reference, samples
 
 TOP_ROWS = 10
 
 
 def render(result: dict) -> str:
     """The whole report as Markdown text ending with a newline."""
-    result = printable_data(result)  # names from the system: no escape sequence reaches a terminal
     profile, recs = result["profile"], result["recommendations"]
     out = ["# advisor report", ""]
     out += _summary(result, profile)
@@ -102,7 +101,7 @@ def _shell(commands: list[str]) -> list[str]:
     """A ```sh block whose fence is longer than any backtick run inside (so it cannot close early)."""
     if not commands:
         return ["(none)", ""]
-    body = "\n".join(commands)
+    body = printable("\n".join(commands))
     fence = "`" * max(3, _longest_run(body, "`") + 1)
     return [f"{fence}sh", body, fence, ""]
 

@@ -39,7 +39,7 @@ def renderable(result: dict, highlight: bool = True) -> RenderableType:
     recs = result["recommendations"]
     if recs:
         parts.append(_ranking(recs))
-        parts.extend(recommendation(rec, highlight) for rec in recs)
+        parts.extend(_panel(rec, highlight) for rec in recs)
     else:
         parts.append(Text("No recommendation: no rule found a remedy in this profile.", style="bold"))
     parts.extend(_dim_list("Not evaluated", [(e["rule"], e["reason"]) for e in result["not_evaluated"]]))
@@ -129,7 +129,10 @@ def _ranking(recs: list[dict]) -> Table:
 
 def recommendation(rec: dict, highlight: bool = True) -> Panel:
     """One recommendation as a panel (also what a notebook shows for a Recommendation)."""
-    rec = printable_data(rec)
+    return _panel(printable_data(rec), highlight)
+
+
+def _panel(rec: dict, highlight: bool) -> Panel:
     parts: list[RenderableType] = []
     facts = Text()
     facts.append(f"{rec['category']} · {rec['basis'].replace('_', ' ')} · tier {rec['tier']}")
