@@ -176,8 +176,6 @@ def cmd_analyze(args) -> int:
 
     if args.export and args.output is None:
         raise UsageError("--export needs --output FILE")
-    if str(args.path) == "-":  # `perf script | advise analyze -`
-        args.path = Path("/dev/stdin")
     output_format = "export" if args.export else args.format
     with perf_data.started_early(args.path):
         # while perf loads its symbols (~0.15 s): the analysis and the report's imports, so that
@@ -282,6 +280,11 @@ def cmd_explain(args) -> int:
 OWN_COMMANDS = ("analyze", "rules", "explain")
 
 
+def input_path(text: str) -> str:
+    """A recording's path; `-` is standard input (`perf script | advise analyze -`)."""
+    return "/dev/stdin" if text == "-" else text
+
+
 def process_id(text: str) -> int:
     """A PID (0 is the idle task); -1, which marks samples without a PID, is not one."""
     value = int(text)
@@ -323,7 +326,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("analyze", help="analyse a recording and rank the remedies")
-    p.add_argument("path", help="bundle directory, perf script text (.gz), folded stacks or perf.data; - for stdin")
+    p.add_argument("path", type=input_path,
+                   help="bundle directory, perf script text (.gz), folded stacks or perf.data; - for stdin")
     add_sample_filters(p)
     add_report_options(p, FORMATS)
     p.add_argument("--export", choices=EXPORTS, help="write the profile as folded stacks or speedscope "

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 import sys
-from .cli import add_report_options, add_sample_filters
+from .cli import add_report_options, add_sample_filters, input_path
 
 FORMATS = ("terminal", "json", "markdown")
 
 
 def register(sub) -> None:
     p = sub.add_parser("diff", help="compare two recordings (before/after a change)")
-    p.add_argument("before", help="bundle directory or samples file recorded before the change")
-    p.add_argument("after", help="bundle directory or samples file recorded after it")
+    p.add_argument("before", type=input_path, help="bundle directory or samples file recorded before "
+                   "the change; - for stdin")
+    p.add_argument("after", type=input_path, help="bundle directory or samples file recorded after it")
     add_sample_filters(p, ", on both sides")
     add_report_options(p, FORMATS, "the comparison", "a recommendation appears or grows in AFTER and reaches PCT")
     p.add_argument("--top", type=int, default=15, metavar="N", help="how many top movers to list (default 15)")

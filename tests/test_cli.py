@@ -141,6 +141,17 @@ def test_perf_script_text_through_a_pipe_reads_as_the_file_does(tmp_path, record
             [(r["rule"], r["estimated_gain_pct"], r["matched"]) for r in want["recommendations"]] != []
 
 
+def test_diff_reads_a_side_from_a_pipe_too(recording):
+    """`-` is standard input wherever a recording is named: the same samples on both sides of a
+    diff, one through a pipe, change nothing."""
+    proc = subprocess.run([sys.executable, "-m", "advisor.cli", "diff", "-", str(recording), "--format", "json"],
+                          input=recording.read_bytes(), capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["before"]["source"] == "/dev/stdin"
+    assert {r["status"] for r in data["recommendations"]} == {"unchanged"} and data["recommendations"]
+
+
 def test_output_is_atomic_when_rendering_fails(tmp_path, recording):
     out = tmp_path / "report.json"
     out.write_text("previous report\n")
