@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
 
 class AdvisorError(Exception):
     """Base class: a problem reported as one line, never as a traceback."""
@@ -32,3 +36,13 @@ class EnvironmentProblem(AdvisorError):
     """Something the machine lacks: a tool, a permission, a kernel feature (exit 3)."""
 
     exit_code = 3
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """A piece of a bad input line for a one-line message: ASCII, control characters (form feed,
+    ESC, ...) escaped, cut to `limit` characters. Only the first `limit` characters are escaped
+    (escaping only lengthens, so the cut is the same): a megabyte-long line costs no more."""
+    cut = len(text) > limit
+    text = text[:limit].encode("ascii", "backslashreplace").decode("ascii")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    return text[:limit] + "..." if cut or len(text) > limit else text

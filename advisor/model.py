@@ -67,10 +67,15 @@ class StackTable:
 
     def warn(self, kind: str, message: str) -> None:
         """Record a warning once per kind (e.g. 'orphan frame'), keeping the first location."""
-        if kind in self._warned or len(self.warnings) >= self.MAX_WARNINGS:
+        if not self.wants_warning(kind):
             return
         self._warned.add(kind)
         self.warnings.append(message)
+
+    def wants_warning(self, kind: str) -> bool:
+        """Whether a warning of `kind` would be recorded: a message that costs something to
+        build (an excerpt of a bad line) is built only then, not once per bad line."""
+        return kind not in self._warned and len(self.warnings) < self.MAX_WARNINGS
 
     @property
     def samples(self) -> int:

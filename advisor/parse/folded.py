@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 from typing import BinaryIO
 
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from ..model import Frame, StackKey, StackTable
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _ANNOTATIONS = {"_[k]": "kernel", "_[j]": "jit", "_[i]": "inlined"}
 
@@ -32,7 +31,7 @@ def read(stream: BinaryIO, source: str, table: StackTable | None = None,
             continue
         stack, sep, count = line.rstrip().rpartition(" ")
         if not sep or not stack or not (count.isascii() and count.isdigit()):
-            reason = bad_count(line) or f"not a folded stack ('frame;frame;... COUNT'): {_excerpt(line)}"
+            reason = bad_count(line) or f"not a folded stack ('frame;frame;... COUNT'): {excerpt(line)}"
             raise InputError(reason, source, lineno)
         names = stack.split(";")
         frames = []
@@ -68,10 +67,3 @@ def bad_count(line: str) -> str | None:
             and _NUMBER.fullmatch(count):
         return f"a folded stack's count must be a whole number of samples (0 or more), not {count}"
     return None
-
-
-def _excerpt(text: str, limit: int = 80) -> str:
-    """ASCII, on one line: control characters (form feed, ...) escaped as well."""
-    text = text.encode("ascii", "backslashreplace").decode("ascii")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
-    return text if len(text) <= limit else text[:limit] + "..."

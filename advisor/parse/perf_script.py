@@ -50,7 +50,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import BinaryIO, Iterator, NamedTuple
 
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from ..model import Frame, StackKey, StackTable
 
 READ_BYTES = 64 << 10  # bytes asked for per read (see chunks)
@@ -90,7 +90,6 @@ _TIME = re.compile(r"[0-9]{1,12}\.[0-9]{1,12}")
 _PLAIN_FRAME = re.compile(r"[ \t]+([0-9a-fA-F]+) ([^\s()](?:[^()]*[^\s()])?) \(([^()]*)\)")
 # An indented frame line's address and the space after it (see new_body).
 _ADDRESS = re.compile(r"[ \t]+[0-9a-fA-F]+ ")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # escaped in excerpts
 _MODIFIERS = re.compile(r"[ukhIGHpPSDWebRx]+")
 _VMLINUX_TAIL = re.compile(r"vmlinux[A-Za-z0-9_.\-]*")
 _USER_PSEUDO_DSOS = ("[vdso]", "[vsyscall]", "[vvar]", "[heap]", "[stack]", "[uprobes]",
@@ -619,8 +618,8 @@ class _Parser:
                       "dropped")
             self.note_bad_line(lineno)
         else:
-            self.warn("unrecognised", lineno,
-                      f"unrecognised line skipped: {_excerpt(stripped)}")
+            if self.table.wants_warning("unrecognised"):
+                self.warn("unrecognised", lineno, f"unrecognised line skipped: {excerpt(stripped)}")
             self.note_bad_line(lineno)
 
     def blank(self, lineno: int) -> None:
@@ -633,6 +632,8 @@ class _Parser:
 
     def match_event(self, line: str, in_sample: bool) -> tuple | None:
         """Regex groups of an event line plus the text after the event name, or None."""
+        if ":" not in line:  # both regexes need one: lines of garbage skip them (/dev/urandom)
+            return None
         m = _EVENT_WITH_TIME.match(line)
         if m is None:
             if in_sample and line[:1] in (" ", "\t"):
@@ -780,8 +781,8 @@ class _Parser:
 
     # ------------------------------------------------------------------ warnings and output
     def malformed(self, line: str, lineno: int) -> None:
-        self.warn("malformed frame", lineno,
-                  f"malformed frame line skipped: {_excerpt(line.strip())}")
+        if self.table.wants_warning("malformed frame"):  # the excerpt only for the warning kept
+            self.warn("malformed frame", lineno, f"malformed frame line skipped: {excerpt(line.strip())}")
 
     def note_bad_line(self, lineno: int) -> None:
         if self.first_bad_line is None:
@@ -878,10 +879,3 @@ def _balanced_open(text: str) -> int | None:
 def _is_srcline(line: str) -> bool:
     """`perf script -F +srcline` prints `  file.c:NN` (two spaces) after each frame (A8)."""
     return line[:2] == "  " and line[2:3] not in ("", " ", "\t")
-
-
-def _excerpt(text: str, limit: int = 80) -> str:
-    """ASCII, on one line: control characters (form feed, ...) escaped as well."""
-    text = text.encode("ascii", "backslashreplace").decode("ascii")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
-    return text if len(text) <= limit else text[:limit] + "..."
