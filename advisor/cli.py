@@ -285,6 +285,16 @@ def input_path(text: str) -> str:
     return "/dev/stdin" if text == "-" else text
 
 
+def command_names(text: str) -> str:
+    """--comm: names or globs, comma-separated. An empty one is refused: '' was taken as no
+    filter at all (`--comm "$NAME"` with NAME unset collected the whole machine without a word),
+    and 'nginx,' as a name that matches nothing."""
+    if "" in text.split(","):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more command names (globs), "
+                                         "comma-separated, none empty")
+    return text
+
+
 def process_id(text: str) -> int:
     """A PID (0 is the idle task); -1, which marks samples without a PID, is not one."""
     value = int(text)
@@ -303,7 +313,8 @@ def percent(text: str) -> float:
 
 def add_sample_filters(p: argparse.ArgumentParser, where: str = "") -> None:
     """--comm, --pid, --event: which samples count (`where`: e.g. ", on both sides")."""
-    p.add_argument("--comm", help=f"only samples of these command names (globs, comma-separated: nginx,wrk){where}")
+    p.add_argument("--comm", type=command_names,
+                   help=f"only samples of these command names (globs, comma-separated: nginx,wrk){where}")
     p.add_argument("--pid", type=process_id, help=f"only samples of this process id{where}")
     p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
 

@@ -56,6 +56,7 @@ def cmd_lab(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from .cli_run import check_window
     from .lab.pathologies import PATHOLOGIES
     from .lab.verify import LabSettings, run_lab
 
@@ -63,8 +64,12 @@ def cmd_lab(args) -> int:
     unknown = [n for n in names if n not in PATHOLOGIES]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r}: choose from {', '.join(PATHOLOGIES)}")
-    if args.pairs < 1 or args.round_seconds < 1 or args.collect_seconds <= 0:
-        raise UsageError("--pairs, --round-seconds and --collect-seconds must be positive")
+    if args.pairs < 1 or args.round_seconds < 1:
+        raise UsageError("--pairs and --round-seconds must be at least 1")
+    check_window(args.collect_seconds, args.frequency, "--collect-seconds")
+    if not 1 <= args.threads <= args.connections:  # else wrk fails in the testbed, after it is built
+        raise UsageError(f"--threads {args.threads} --connections {args.connections}: give 1 <= threads "
+                         "<= connections (each wrk thread needs a connection of its own)")
     settings = LabSettings(pairs=args.pairs, round_seconds=args.round_seconds, collect_seconds=args.collect_seconds,
                            frequency=args.frequency, connections=args.connections, threads=args.threads,
                            record=args.record, allow_global=args.allow_global, prefix=args.prefix)

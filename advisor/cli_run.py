@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli import FORMATS, add_report_options, check_output_target, gate, render_result
+from .cli import FORMATS, add_report_options, check_output_target, command_names, gate, render_result
 from .collect.perf import DEFAULT_FREQUENCY
 from .errors import UsageError
 from .run import DEFAULT_DURATION_S, run
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                    help=f"perf sampling frequency per CPU (default {DEFAULT_FREQUENCY}: "
                         "about 0.5%% of throughput, measured by bench/bench_overhead.py)")
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--comm", help="target processes by command name (globs, comma-separated: "
+    target.add_argument("--comm", type=command_names, help="target processes by command name (globs, comma-separated: "
                         "nginx,wrk; their state and syscalls are read; perf still samples every CPU)")
     target.add_argument("--pid", type=int, help="target process and its descendants (an nginx master brings "
                         "its workers): perf samples only them (-p)")
@@ -50,11 +50,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def check_window(duration: float, frequency: int | None, duration_option: str = "--duration") -> None:
+    """The collection window and perf's frequency (None: the default), for `run` and `lab`."""
+    if not 0 < duration <= MAX_DURATION_S:  # nan too
+        raise UsageError(f"{duration_option} {duration:g}: give 0 < S <= {MAX_DURATION_S:g}")
+    if frequency is not None and not 0 < frequency <= MAX_FREQUENCY:
+        raise UsageError(f"--frequency {frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    if not 0 < args.duration <= MAX_DURATION_S:
-        raise UsageError(f"--duration {args.duration:g}: give 0 < S <= {MAX_DURATION_S:g}")
-    if not 0 < args.frequency <= MAX_FREQUENCY:
-        raise UsageError(f"--frequency {args.frequency}: give 0 < HZ <= {MAX_FREQUENCY}")
+    check_window(args.duration, args.frequency)
     if args.output is not None:
         check_output_target(args.output)
     result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,

@@ -187,6 +187,34 @@ def test_a_gate_that_could_never_trip_or_a_pid_no_process_has_is_a_usage_error(r
     assert f"argument {option}: {says}" in proc.stderr
 
 
+@pytest.mark.parametrize("command", [("analyze", "{rec}"), ("diff", "{rec}", "{rec}"), ("run", "--duration", "30")])
+@pytest.mark.parametrize("names", ["", "nginx,", ","])
+def test_an_empty_command_name_is_a_usage_error_before_anything_runs(recording, command, names):
+    """`--comm ''` was no filter at all (`advise run --comm "$NAME"` with NAME unset collected the
+    whole machine for the whole window, without a word) and `--comm nginx,` a name matching
+    nothing. `run` is refused at once, not after its 30 s window."""
+    args = [word.format(rec=recording) for word in command]
+    proc = advise(*args, "--format", "json", f"--comm={names}")
+    assert (proc.returncode, proc.stdout, proc.stderr.count("\n")) == (2, "", 1)
+    assert f"argument --comm: {names!r}: give one or more command names" in proc.stderr
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--collect-seconds", "nan"], "--collect-seconds nan: give 0 < S <= 3600"),
+    (["--collect-seconds", "0"], "--collect-seconds 0: give 0 < S <= 3600"),
+    (["--frequency", "0"], "--frequency 0: give 0 < HZ <= 10000"),
+    (["--threads", "0"], "--threads 0 --connections 32: give 1 <= threads <= connections"),
+    (["--threads", "4", "--connections", "2"], "--threads 4 --connections 2: give 1 <= threads <= connections"),
+    (["--pairs", "0"], "--pairs and --round-seconds must be at least 1")])
+def test_lab_options_are_checked_before_the_testbed_is_built(options, says):
+    """`--collect-seconds nan` was an internal error (exit 70); a wrk thread count wrk refuses
+    failed only once the testbed was up, with wrk's usage text; `--frequency 0` went on."""
+    proc = advise("lab", "baseline", *options, "--prefix", "advclichk")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.startswith(f"advise: {says}") and proc.stderr.count("\n") == 1
+    assert "advclichk-srv" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
 def test_rules_and_explain():
     proc = advise("rules")
     assert proc.returncode == 0 and "qdisc-lock" in proc.stdout
