@@ -37,8 +37,12 @@ def load(path: str | Path, *, comm: str | None = None, pid: int | None = None,
         missing = {p: f"{path.name} is a bare samples file: no {p}.json (record a bundle with "
                       f"`advise run --save DIR` to include it)" for p in ("system", "counters")}
     if event is not None and event not in table.events:
-        known = ", ".join(sorted(table.events)) or "none"
-        raise InputError(f"event {event!r} is not in the recording (events: {known})", str(path))
+        from .parse.perf_script import event_base
+
+        if event_base(event) not in table.events:
+            known = ", ".join(sorted(table.events)) or "none"
+            raise InputError(f"event {event!r} is not in the recording (events: {known})", str(path))
+        event = event_base(event)  # as perf prints it, with its modifiers: cpu-clock:ppp
     profile = Profile(table, event=event, comm=comm, pid=pid)
     return Evidence(profile, system, counters, meta, str(path), missing)
 

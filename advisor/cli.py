@@ -282,7 +282,16 @@ OWN_COMMANDS = ("analyze", "rules", "explain")
 
 def input_path(text: str) -> str:
     """A recording's path; `-` is standard input (`perf script | advise analyze -`)."""
-    return "/dev/stdin" if text == "-" else text
+    return "/dev/stdin" if text == "-" else str(path_arg(text))
+
+
+def path_arg(text: str) -> Path:
+    """A path on the command line. An empty one is refused: Path('') is '.', so `--rules ''`
+    loaded the current directory's *.toml files as rules, and `advise analyze ''` read it as a
+    bundle (`--rules "$DIR"` with DIR unset)."""
+    if not text:
+        raise argparse.ArgumentTypeError("'': give a path (an empty one would mean the current directory)")
+    return Path(text)
 
 
 def command_names(text: str) -> str:
@@ -316,16 +325,17 @@ def add_sample_filters(p: argparse.ArgumentParser, where: str = "") -> None:
     p.add_argument("--comm", type=command_names,
                    help=f"only samples of these command names (globs, comma-separated: nginx,wrk){where}")
     p.add_argument("--pid", type=process_id, help=f"only samples of this process id{where}")
-    p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles)")
+    p.add_argument("--event", help="which event of a multi-event recording (default: cpu-clock/cycles); "
+                   "with or without its modifiers (cpu-clock:ppp)")
 
 
 def add_report_options(p: argparse.ArgumentParser, formats: tuple[str, ...], written: str = "the report",
                        gate: str = "a recommendation's estimated gain reaches PCT") -> None:
     """--format, --output, --fail-on-gain, --rules: the same on every command that reports."""
     p.add_argument("--format", choices=formats, default="terminal")
-    p.add_argument("--output", "-o", type=Path, help=f"write {written} here (atomically)")
+    p.add_argument("--output", "-o", type=path_arg, help=f"write {written} here (atomically)")
     p.add_argument("--fail-on-gain", type=percent, metavar="PCT", help=f"exit 1 when {gate} (CI gate)")
-    p.add_argument("--rules", type=Path, help="rules directory (default: the bundled rules/)")
+    p.add_argument("--rules", type=path_arg, help="rules directory (default: the bundled rules/)")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -356,13 +366,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         module.register(sub)
 
     p = sub.add_parser("rules", help="list the rules")
-    p.add_argument("--rules", type=Path, help="rules directory")
+    p.add_argument("--rules", type=path_arg, help="rules directory")
     p.set_defaults(func=cmd_rules)
 
     p = sub.add_parser("explain", help="one rule's documentation")
     p.add_argument("rule")
     p.add_argument("--plain", action="store_true", help="Markdown text even on a terminal")
-    p.add_argument("--rules", type=Path, help="rules directory")
+    p.add_argument("--rules", type=path_arg, help="rules directory")
     p.set_defaults(func=cmd_explain)
     return parser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from .errors import UsageError
 
@@ -13,6 +12,7 @@ COLUMNS = ("scenario", "expected rule", "rule ranked first", "estimated gain (ra
 
 
 def register(sub) -> None:
+    from .cli import path_arg
     from .lab.pathologies import PATHOLOGIES
 
     p = sub.add_parser("lab", help="testbed: inject each pathology, compare estimated and measured gain")
@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--frequency", type=int, help="perf sampling frequency (default: advise run's)")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--record", type=Path, metavar="DIR", help="save each scenario's bundle in DIR/<scenario>")
+    p.add_argument("--record", type=path_arg, metavar="DIR", help="save each scenario's bundle in DIR/<scenario>")
     p.add_argument("--allow-global", action="store_true",
                    help="also run the scenarios that change settings global to the machine (syscall-audit: "
                         "the audit flag and rules, restored afterwards but for one never,task rule, since "

@@ -8,9 +8,9 @@ collector stopped, temporary files removed).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .cli import FORMATS, add_report_options, check_output_target, command_names, gate, render_result
+from .cli import (FORMATS, add_report_options, check_output_target, command_names, gate, path_arg,
+                  render_result)
 from .collect.perf import DEFAULT_FREQUENCY
 from .errors import UsageError
 from .run import DEFAULT_DURATION_S, run
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
                         "perf stat rates; a comma list of syscalls,softirq-time,tracepoints,runqlat, or all). "
                         "They cost real throughput while they run (see bench/bench_overhead.py); without "
                         "--bpf the counters come from /proc only, at no measurable cost")
-    p.add_argument("--save", type=Path, metavar="DIR", help="also write the recording bundle to DIR "
+    p.add_argument("--save", type=path_arg, metavar="DIR", help="also write the recording bundle to DIR "
                    "(atomically), for `advise analyze DIR`")
     add_report_options(p, FORMATS)
     p.set_defaults(func=cmd_run)

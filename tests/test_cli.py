@@ -215,6 +215,29 @@ def test_lab_options_are_checked_before_the_testbed_is_built(options, says):
     assert "advclichk-srv" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
+@pytest.mark.parametrize("args, option", [(("analyze", ""), "path"), (("analyze", "{rec}", "--rules", ""), "--rules"),
+                                          (("analyze", "{rec}", "-o", ""), "--output/-o"),
+                                          (("diff", "{rec}", ""), "after"), (("rules", "--rules", ""), "--rules"),
+                                          (("run", "--duration", "30", "--save", ""), "--save"),
+                                          (("lab", "baseline", "--record", ""), "--record")])
+def test_an_empty_path_is_a_usage_error(recording, tmp_path, args, option):
+    """Path('') is '.': `--rules ''` loaded the current directory's *.toml (pyproject.toml) as
+    rules, `advise analyze ''` read the current directory as a bundle."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    proc = advise(*[word.format(rec=recording) for word in args], cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr.count("\n")) == (2, "", 1)
+    assert f"argument {option}: '': give a path" in proc.stderr
+
+
+def test_an_event_is_found_with_the_modifiers_perf_prints(recording):
+    """perf prints `cpu-clock:ppp:`; the report names it `cpu-clock`: either is accepted."""
+    named = [json.loads(advise("analyze", recording, "--format", "json", "--event", event).stdout)
+             for event in ("cpu-clock", "cpu-clock:ppp")]
+    assert named[0]["profile"]["event"] == "cpu-clock" and named[0] == named[1]
+    proc = advise("analyze", recording, "--event", "cycles:u")
+    assert proc.returncode == 2 and "event 'cycles:u' is not in the recording (events: cpu-clock)" in proc.stderr
+
+
 def test_rules_and_explain():
     proc = advise("rules")
     assert proc.returncode == 0 and "qdisc-lock" in proc.stdout
