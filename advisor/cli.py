@@ -422,9 +422,10 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
     except AdvisorError as exc:
         print(f"advise: {exc}", file=sys.stderr)
         return exc.exit_code, command
-    except KeyboardInterrupt:
-        print("advise: interrupted", file=sys.stderr)
-        return 130, command
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (advisor.stop_signals)
+        signum = getattr(exc, "signum", 2)
+        print("advise: interrupted" if signum == 2 else f"advise: stopped by signal {signum}", file=sys.stderr)
+        return 128 + signum, command
     except BrokenPipeError:
         return 0, command
     except Exception as exc:  # a bug: one line, traceback only on request
@@ -436,4 +437,7 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
 
 
 if __name__ == "__main__":
+    from .stop_signals import handle_as_interrupt
+
+    handle_as_interrupt()
     sys.exit(main())

@@ -13,6 +13,9 @@ import sys
 
 
 def main() -> int:
+    from .stop_signals import handle_as_interrupt
+
+    handle_as_interrupt()  # before anything is started: SIGTERM cleans up as Ctrl-C does
     words = sys.argv[1:]
     early = None
     if words[:1] == ["analyze"]:

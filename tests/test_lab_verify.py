@@ -83,3 +83,26 @@ def test_ctrl_c_while_a_pathology_is_removed_waits_for_the_removal():
             steps.append("restored")
     assert steps == ["restored"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_stop_signal_while_a_pathology_is_removed_waits_for_the_removal():
+    """SIGTERM, which the `advise` program turns into an interrupt, is deferred as Ctrl-C is."""
+    import signal
+
+    from advisor.lab.verify import interrupts_deferred
+    from advisor.stop_signals import STOP_SIGNALS, Terminated, handle_as_interrupt
+
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    steps = []
+    try:
+        handle_as_interrupt()
+        installed = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(Terminated) as stopped:
+            with interrupts_deferred():
+                signal.raise_signal(signal.SIGTERM)
+                steps.append("restored")
+        assert signal.getsignal(signal.SIGTERM) is installed
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    assert steps == ["restored"] and stopped.value.signum == signal.SIGTERM

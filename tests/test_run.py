@@ -168,9 +168,20 @@ def test_a_cgroup_is_sampled_alone_and_its_estimates_scaled_to_its_part_of_the_c
         [100 - i - w - s for i, w, s in zip(pct["idle"], pct["iowait"], pct["steal"])], abs=0.01)
 
 
-def test_ctrl_c_stops_every_collector_and_exits_130_with_one_line(tmp_path):
+@pytest.mark.parametrize("program, signum, code, says", [
+    ("module", signal.SIGINT, 130, "advise: interrupted"),
+    ("module", signal.SIGTERM, 143, "advise: stopped by signal 15"),
+    ("module", signal.SIGHUP, 129, "advise: stopped by signal 1"),
+    ("installed", signal.SIGTERM, 143, "advise: stopped by signal 15")])
+def test_ctrl_c_or_a_stop_signal_stops_every_collector_and_exits_with_one_line(tmp_path, program, signum, code,
+                                                                              says):
+    """SIGTERM (timeout, systemd, a CI runner cancelling) and SIGHUP (a closed terminal) killed
+    Python at once: perf record, in its own session, went on recording into a temporary directory
+    nobody removed. They now take Ctrl-C's way out, in `python -m advisor.cli` and in the installed
+    `advise` program (which handles them before it starts anything)."""
     save = tmp_path / "never"
-    proc = subprocess.Popen([*ADVISE, "run", "--duration", "10", "--bpf", "all", "--save", str(save)], cwd=REPO,
+    command = ADVISE if program == "module" else [str(Path(sys.executable).parent / "advise")]
+    proc = subprocess.Popen([*command, "run", "--duration", "10", "--bpf", "all", "--save", str(save)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, children = time.monotonic() + 20, {}
@@ -185,14 +196,14 @@ def test_ctrl_c_stops_every_collector_and_exits_130_with_one_line(tmp_path):
         perf_cmd = next(cmd for cmd in children.values() if " record " in cmd)
         workdir = Path(perf_cmd.split(" -o ")[1].split()[0]).parent
         assert workdir.is_dir()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130
-    assert err == "advise: interrupted\n" and out == ""
+    assert proc.returncode == code
+    assert err == says + "\n" and out == ""
     left = {pid: cmd for pid, cmd in children.items() if alive(pid)}
     assert left == {}, f"left behind: {left}"
     assert not workdir.exists()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import EnvironmentProblem
+from ..stop_signals import STOP_SIGNALS
 from . import pathologies
 from .testbed import Testbed
 
@@ -197,20 +198,25 @@ def run_scenario(tb: Testbed, scenario: str, s: LabSettings) -> ScenarioResult:
 
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C during the block is delivered when it ends (a handler, not a blocked signal mask,
-    which the processes started meanwhile, nginx among them, would inherit). Main thread only:
-    elsewhere Python receives no signals."""
+    """Ctrl-C (and SIGTERM/SIGHUP, which the `advise` program handles as Ctrl-C) during the block
+    is delivered when it ends (a handler, not a blocked signal mask, which the processes started
+    meanwhile, nginx among them, would inherit). Main thread only: elsewhere Python receives no
+    signals. A signal that is ignored stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {}
+    for signum in (signal.SIGINT, *STOP_SIGNALS):
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if caught:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(caught[0])
 
 
 def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[ScenarioResult]:
