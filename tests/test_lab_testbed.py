@@ -202,8 +202,11 @@ def test_lab_record_writes_a_bundle(tmp_path):
 
 
 @pytest.mark.slow
-def test_lab_interrupted_leaves_no_perf_and_no_namespace(tmp_path):
-    """Ctrl-C while perf is sampling: perf is stopped, the testbed torn down, no bundle written."""
+@pytest.mark.parametrize("signum, code, says", [(signal.SIGINT, 130, "advise: interrupted\n"),
+                                                (signal.SIGTERM, 143, "advise: stopped by signal 15\n")])
+def test_lab_interrupted_leaves_no_perf_and_no_namespace(tmp_path, signum, code, says):
+    """Ctrl-C (or SIGTERM: `timeout` left the testbed up, nginx inside) while perf is sampling:
+    perf is stopped, the testbed torn down, no bundle written."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "lab", "baseline", "--record", str(tmp_path),
                              "--collect-seconds", "10", "--frequency", "99", "--prefix", "advt8"],
@@ -218,13 +221,13 @@ def test_lab_interrupted_leaves_no_perf_and_no_namespace(tmp_path):
             time.sleep(0.1)
         assert perf, "perf never started"
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
-    assert proc.returncode == 130 and "interrupted" in err
+    assert proc.returncode == code and err.endswith(says)
     assert not alive(perf[0])
     assert not {"advt8-srv", "advt8-cli"} & namespaces()
     assert not (tmp_path / "baseline" / "meta.json").exists()
