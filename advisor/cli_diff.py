@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 from .cli import add_report_options, add_sample_filters, input_path
 
 FORMATS = ("terminal", "json", "markdown")
@@ -27,10 +28,12 @@ def cmd_diff(args) -> int:
     from .cli import EXIT_GATE, write_atomically
     from .diff import diff
 
-    if args.top < 1:
-        from .errors import UsageError
+    from .errors import UsageError
 
+    if args.top < 1:
         raise UsageError("advise diff: --top must be at least 1")
+    if args.before == args.after == "/dev/stdin":  # the second would read nothing: all of it "gone"
+        raise UsageError("advise diff: only one side can be standard input (-)")
     result = diff(args.before, args.after, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
     if args.format == "json":
         text = result.to_json(args.top)

@@ -152,6 +152,15 @@ def test_diff_reads_a_side_from_a_pipe_too(recording):
     assert {r["status"] for r in data["recommendations"]} == {"unchanged"} and data["recommendations"]
 
 
+@pytest.mark.parametrize("sides", [("-", "-"), ("-", "/dev/stdin")])
+def test_diff_refuses_standard_input_on_both_sides(recording, sides):
+    """The second side read nothing, so every recommendation of the first was reported gone."""
+    proc = subprocess.run([sys.executable, "-m", "advisor.cli", "diff", *sides, "--format", "json"],
+                          input=recording.read_text(), capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == "advise: advise diff: only one side can be standard input (-)\n"
+
+
 def test_output_is_atomic_when_rendering_fails(tmp_path, recording):
     out = tmp_path / "report.json"
     out.write_text("previous report\n")
