@@ -428,12 +428,22 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
         return 128 + signum, command
     except BrokenPipeError:
         return 0, command
+    except (MemoryError, RuntimeError) as exc:  # a limit of the machine (ulimit -v), not a bug
+        if isinstance(exc, RuntimeError) and str(exc) != "can't start new thread":
+            return _internal_error(exc, command)
+        why = "" if isinstance(exc, MemoryError) else f" ({exc})"
+        print(f"advise: out of memory{why}: see `ulimit -v` and the cgroup's memory.max", file=sys.stderr)
+        return EnvironmentProblem.exit_code, command
     except Exception as exc:  # a bug: one line, traceback only on request
-        if os.environ.get("ADVISOR_DEBUG"):
-            raise
-        print(f"advise: internal error: {type(exc).__name__}: {exc} (set ADVISOR_DEBUG=1 for the "
-              f"traceback and please report it)", file=sys.stderr)
-        return EXIT_INTERNAL, command
+        return _internal_error(exc, command)
+
+
+def _internal_error(exc: Exception, command: str | None) -> tuple[int, str | None]:
+    if os.environ.get("ADVISOR_DEBUG"):
+        raise exc
+    print(f"advise: internal error: {type(exc).__name__}: {exc} (set ADVISOR_DEBUG=1 for the "
+          f"traceback and please report it)", file=sys.stderr)
+    return EXIT_INTERNAL, command
 
 
 if __name__ == "__main__":

@@ -247,6 +247,32 @@ def test_an_event_is_found_with_the_modifiers_perf_prints(recording):
     assert proc.returncode == 2 and "event 'cycles:u' is not in the recording (events: cpu-clock)" in proc.stderr
 
 
+OUT_OF_MEMORY = r"""
+import resource, sys
+from advisor import cli
+with open("/proc/self/statm") as statm:
+    used = int(statm.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + (24 << 20), resource.RLIM_INFINITY))  # 24 MiB more
+sys.exit(cli.main(["analyze", sys.argv[1], "--format", "json", "--output", sys.argv[2]]))
+"""
+
+
+def test_running_out_of_memory_is_one_line_and_exit_3(tmp_path):
+    """A memory limit (ulimit -v) was an internal error asking to be reported (exit 70), for a
+    MemoryError or for the thread that loads the rules not starting. The input: 150k distinct
+    stacks, which take far more than the 24 MiB left."""
+    path = tmp_path / "many.folded"
+    with open(path, "w") as out:
+        for i in range(150_000):
+            out.write(f"app;main;handler_{i};leaf_{i % 977} 1\n")
+    report = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, str(path), str(report)], capture_output=True,
+                          text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr.count("\n")) == (3, "", 1), proc.stderr
+    assert proc.stderr.startswith("advise: out of memory") and "ulimit -v" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.folded"]  # no report, no temporary file
+
+
 def test_rules_and_explain():
     proc = advise("rules")
     assert proc.returncode == 0 and "qdisc-lock" in proc.stdout
