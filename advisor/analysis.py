@@ -14,7 +14,7 @@ from .engine.evaluate import evaluate
 from .engine.rules import Rule, load_rules
 from .errors import InputError
 from .evidence import Evidence
-from .profile import Profile
+from .profile import Profile, counts_time
 
 SCHEMA_VERSION = "1"
 
@@ -229,6 +229,10 @@ def analyze_evidence(evidence: Evidence, rules: list[Rule] | None = None) -> Res
         warnings.append("no samples in the recording (none, or every count 0): nothing to rank")
     elif any(evidence.profile.filters.values()) and evidence.profile.busy_samples == 0:
         warnings.append(f"no busy samples match the filter {evidence.profile.filters}")
+    if evidence.profile.samples and not counts_time(evidence.profile.event):
+        warnings.append(f"{evidence.profile.event} is not a CPU-time event: its samples count events, so the "
+                        "utilisation, the saturated CPUs and every share here are of those events, not of "
+                        "time (record cpu-clock, as `advise run` does)")
     data = {
         "schema_version": SCHEMA_VERSION,
         "source": evidence.source,

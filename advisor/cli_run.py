@@ -28,8 +28,9 @@ def register(subparsers) -> None:
                    help=f"perf sampling frequency per CPU (default {DEFAULT_FREQUENCY}: "
                         "about 0.5%% of throughput, measured by bench/bench_overhead.py)")
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--comm", type=command_names, help="target processes by command name (globs, comma-separated: "
-                        "nginx,wrk; their state and syscalls are read; perf still samples every CPU)")
+    target.add_argument("--comm", type=command_names, help="target processes by command name (globs, "
+                        "comma-separated: nginx,wrk; their state and syscalls are read; perf still samples "
+                        "every CPU)")
     target.add_argument("--pid", type=int, help="target process and its descendants (an nginx master brings "
                         "its workers): perf samples only them (-p)")
     target.add_argument("--cgroup", metavar="PATH", help="target cgroup, e.g. system.slice/nginx.service or "

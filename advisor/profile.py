@@ -29,8 +29,10 @@ INTERRUPT_WORK = SymbolFamily([
     "asm_common_interrupt", "*_interrupt",
 ])
 
-#: Preferred events when a recording carries several.
-PREFERRED_EVENTS = ("cpu-clock", "cycles", "task-clock", "cpu-cycles", "folded")
+#: Events whose samples stand for CPU time (a sampling clock, or cycles; folded stacks' counts
+#: are taken as samples of one), in order of preference when a recording carries several. Any
+#: other event (a tracepoint, cache-misses) counts occurrences, not time.
+PREFERRED_EVENTS = ("cpu-clock", "cycles", "task-clock", "cpu-cycles", "folded", "ref-cycles")
 
 #: A CPU busier than this is treated as saturated (a bottleneck).
 SATURATED_PCT = 80.0
@@ -47,6 +49,14 @@ def comm_family(comms):
     each cut to the 15 characters the kernel keeps, so a long name matches its samples."""
     names = comms.split(",") if isinstance(comms, str) else comms
     return family([name[:COMM_LEN] for name in names])
+
+
+def counts_time(event: str) -> bool:
+    """Whether samples of `event` stand for CPU time (see PREFERRED_EVENTS); a PMU's event
+    (cpu_core/cycles/) is judged by the event inside it."""
+    if event.count("/") >= 2:
+        event = event.split("/")[1]
+    return event.split(":")[0] in PREFERRED_EVENTS
 
 
 def pick_event(events: dict[str, list[int]]) -> str:

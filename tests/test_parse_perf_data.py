@@ -68,6 +68,25 @@ def test_reads_a_real_recording_with_pid_tid_period_and_callchains(recording):
                                                for k in table.rows)) for line in lines)
 
 
+def test_a_recording_of_a_tracepoint_only_says_its_shares_are_not_of_time(tmp_path, recording):
+    """sched:sched_switch samples count context switches: a report of them showed a "56.8% busy",
+    "cpu1 100% saturated" machine without a word. It now says so, once; a cpu-clock recording
+    does not, and neither does a task-clock one or a PMU's cycles."""
+    from advisor.analysis import analyze
+    from advisor.profile import counts_time
+
+    switches = record(tmp_path, "switches.data", "-e", "sched:sched_switch", "-a")
+    result = analyze(switches)
+    assert result.profile.event == "sched:sched_switch" and result.profile.samples > 0
+    assert [w for w in result.data["warnings"] if "not a CPU-time event" in w] == [
+        "sched:sched_switch is not a CPU-time event: its samples count events, so the utilisation, the "
+        "saturated CPUs and every share here are of those events, not of time (record cpu-clock, as "
+        "`advise run` does)"]
+    assert not [w for w in analyze(recording).data["warnings"] if "CPU-time" in w]
+    assert [counts_time(e) for e in ("task-clock", "cpu_core/cycles/", "folded", "cache-misses",
+                                     "syscalls:sys_enter_read")] == [True, True, True, False, False]
+
+
 def test_no_inline_gives_the_same_samples(recording):
     assert perf_data.read(recording, inline=False).events == perf_data.read(recording).events
 
