@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis import Result, analyze
+from .errors import InputError
+from .profile import counts_time
 from .report import gain, pct, printable
 
 if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: `import advisor` stays light
@@ -123,10 +125,20 @@ def throughput(before: dict, after: dict) -> dict | None:
             "tool": (after.get("load") or {}).get("tool")}
 
 
+def comparable(before: Result, after: Result) -> None:
+    """Shares of two events compare only when both stand for CPU time (cpu-clock against cycles,
+    or against folded stacks, is fine): context switches against CPU time is no change at all."""
+    events = before.profile.event, after.profile.event
+    if events[0] != events[1] and not all(map(counts_time, events)):
+        raise InputError(f"cannot compare {events[0]} samples ({before.profile.source}) with {events[1]} "
+                         f"samples ({after.profile.source}): give --event EV, an event both recorded")
+
+
 class DiffResult:
     """Two analyses side by side: `symbols`, `recommendations` (DataFrames), `throughput` (dict)."""
 
     def __init__(self, before: Result, after: Result, min_change: float = MIN_CHANGE):
+        comparable(before, after)
         self.before, self.after = before, after
         self.min_change = min_change
         self.symbols = symbol_deltas(before.profile, after.profile)

@@ -145,3 +145,25 @@ def test_cli(tmp_path):
     assert run.returncode == 0 and "disappeared" in run.stdout
     run = advise(NETFILTER, tmp_path / "missing")
     assert run.returncode == 2 and "missing" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+SWITCH = ("nginx 1234/1234 [000] 100.000001: sched:sched_switch: prev_comm=nginx prev_pid=1234 ==> next_comm=swapper/0\n"
+          "\tffffffff81000001 __schedule+0x1 ([kernel.kallsyms])\n\tffffffff81000002 schedule+0x2 ([kernel.kallsyms])\n\n")
+CLOCK = "nginx 1234/1234 [000] 100.000001:    1000000 cpu-clock:\n\tffffffff81000003 nf_hook_slow+0x3 ([kernel.kallsyms])\n\n"
+
+
+def test_recordings_of_events_that_do_not_compare_are_refused(tmp_path):
+    """Context switches against CPU time was reported as a diff like any other (every share
+    "moved"); CPU-time events compare with each other, folded stacks included."""
+    switches, clock, folded = tmp_path / "switches.txt", tmp_path / "clock.txt", tmp_path / "clock.folded"
+    switches.write_text(SWITCH * 20)
+    clock.write_text(CLOCK * 20)
+    folded.write_text("nginx;nf_hook_slow 20\n")
+    with pytest.raises(advisor.InputError) as refused:
+        diff(switches, clock)
+    assert str(refused.value) == (f"cannot compare sched:sched_switch samples ({switches}) with cpu-clock samples "
+                                  f"({clock}): give --event EV, an event both recorded")
+    assert diff(clock, folded).recommendation("netfilter")["status"] == "unchanged"
+    done = subprocess.run([sys.executable, "-m", "advisor.cli", "diff", str(switches), str(clock)],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"advise: {refused.value}\n")
