@@ -129,7 +129,8 @@ def comparable(before: Result, after: Result) -> None:
     """Shares of two events compare only when both stand for CPU time (cpu-clock against cycles,
     or against folded stacks, is fine): context switches against CPU time is no change at all."""
     events = before.profile.event, after.profile.event
-    if events[0] != events[1] and not all(map(counts_time, events)):
+    if events[0] != events[1] and not all(map(counts_time, events)) \
+            and before.profile.samples and after.profile.samples:  # an empty side: all of it moved
         raise InputError(f"cannot compare {events[0]} samples ({before.profile.source}) with {events[1]} "
                          f"samples ({after.profile.source}): give --event EV, an event both recorded")
 

@@ -164,6 +164,9 @@ def test_recordings_of_events_that_do_not_compare_are_refused(tmp_path):
     assert str(refused.value) == (f"cannot compare sched:sched_switch samples ({switches}) with cpu-clock samples "
                                   f"({clock}): give --event EV, an event both recorded")
     assert diff(clock, folded).recommendation("netfilter")["status"] == "unchanged"
+    empty = tmp_path / "empty.folded"
+    empty.write_text("")  # no event at all: everything appeared, as before
+    assert diff(empty, clock).recommendation("netfilter")["status"] == "appeared"
     done = subprocess.run([sys.executable, "-m", "advisor.cli", "diff", str(switches), str(clock)],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"advise: {refused.value}\n")
