@@ -61,6 +61,38 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture
+def tmp_on_4mib_tmpfs(tmp_path, monkeypatch):
+    """The temporary directory of `run` on a 4 MiB tmpfs of its own (needs root: mount)."""
+    import tempfile
+
+    mount = tmp_path / "tmp4m"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                             capture_output=True, text=True, timeout=10)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    monkeypatch.setattr(tempfile, "tempdir", str(mount))
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True, timeout=10)
+
+
+def test_a_load_that_prints_a_lot_fills_no_disk_and_its_last_words_are_kept(burner, tmp_path, tmp_on_4mib_tmpfs):
+    """The load's output went to files in the temporary directory: `--during yes` wrote ~2 GB a
+    second there, and reading it back held all of it. 40 MB through a 4 MiB temporary directory:
+    only the end is kept, which is where wrk prints its summary."""
+    printer = "yes | head -c 40000000; echo END-OF-LOAD; sleep 30"
+    result = run(duration=2, frequency=199, pid=burner.pid, during=f"sh -c '{printer}'", save=tmp_path / "b",
+                 progress=False)
+    load = json.loads((tmp_path / "b" / "meta.json").read_text())["load"]
+    assert load["output"].endswith("y\nEND-OF-LOAD\n") and len(load["output"]) == 64 * 1024
+    assert load["stopped_at_window_end"] and "stderr" not in load
+    assert result.data["collectors"]["load"]["status"] == "ok"
+    assert list(tmp_on_4mib_tmpfs.iterdir()) == []
+
+
 def test_sampling_a_busy_process_finds_its_hot_function(burner, tmp_path):
     """--pid: perf samples only that process; a load that outlives the window is stopped."""
     result = run(duration=2, frequency=199, pid=burner.pid, during="sleep 30", save=tmp_path / "b",

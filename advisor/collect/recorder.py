@@ -42,7 +42,7 @@ from . import targets
 from .core_tools import Children
 
 BUNDLE_FORMAT = "advisor-bundle/1"
-LOAD_OUTPUT_MAX = 64 * 1024  # characters of the load command's output kept in meta.json
+LOAD_OUTPUT_MAX = 64 * 1024  # bytes of the load command's output (and of its errors) kept in meta.json
 LOAD_STOP_GRACE_S = 3.0
 COUNTERS_EXTRA_S = 25.0  # the counters' tools may take this long past the window (start-up + grace)
 POST_WINDOW_NICE = 10  # nice increment for the work after the window
@@ -117,9 +117,14 @@ def lowered_priority(nice: int = POST_WINDOW_NICE) -> Iterator[None]:
 # ---------------------------------------------------------------- the load command
 
 class LoadCommand:
-    """`--during CMD`: an argument list (never a shell), started before the window, stopped after it."""
+    """`--during CMD`: an argument list (never a shell), started before the window, stopped after it.
 
-    def __init__(self, command: str, workdir: str):
+    Its output goes through pipes of which only the last LOAD_OUTPUT_MAX bytes are kept
+    (`OutputTail`): written to files, a chatty command filled the disk (`--during yes` wrote ~2 GB
+    a second into /tmp), and reading them back held all of it in memory. wrk's summary, the part
+    that counts, comes last."""
+
+    def __init__(self, command: str):
         try:
             self.argv = shlex.split(command)
         except ValueError as exc:
@@ -130,18 +135,17 @@ class LoadCommand:
             raise UsageError(f"--during: {self.argv[0]}: command not found")
         self.tool = next((os.path.basename(a) for a in self.argv if os.path.basename(a) == "wrk"),
                          os.path.basename(self.argv[0]))
-        self.out_path = os.path.join(workdir, "load.out")
-        self.err_path = os.path.join(workdir, "load.err")
         self.proc: subprocess.Popen | None = None
+        self.out = self.err = None
         self.stopped_by_us = False
 
     def start(self) -> None:
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            try:
-                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                             start_new_session=True)
-            except OSError as exc:
-                raise UsageError(f"--during: {self.argv[0]}: {exc.strerror or exc}") from None
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise UsageError(f"--during: {self.argv[0]}: {exc.strerror or exc}") from None
+        self.out, self.err = OutputTail(self.proc.stdout), OutputTail(self.proc.stderr)
 
     def stop(self) -> None:
         """SIGINT (wrk prints its summary on it), then SIGKILL the group; reap it."""
@@ -152,13 +156,13 @@ class LoadCommand:
 
     def result(self) -> tuple[dict, dict]:
         """(meta.json "load", collector status)."""
-        out = _read_text(self.out_path)
-        err = _read_text(self.err_path)
+        out = self.out.text() if self.out else ""
+        err = self.err.text() if self.err else ""
         code = self.proc.returncode if self.proc else None
         load = {"tool": self.tool, "command": self.argv, "requests_per_sec": None, "exit_status": code,
-                "stopped_at_window_end": self.stopped_by_us, "output": out[-LOAD_OUTPUT_MAX:]}
+                "stopped_at_window_end": self.stopped_by_us, "output": out}
         if err.strip():
-            load["stderr"] = err[-LOAD_OUTPUT_MAX:]
+            load["stderr"] = err
         how = "stopped at the end of the window" if self.stopped_by_us else f"exit status {code}"
         if self.tool == "wrk":
             from ..parse.wrk import parse_wrk
@@ -177,12 +181,27 @@ class LoadCommand:
                                 + (f": {_last_line(err or out)}" if failed else "")}
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
+class OutputTail(threading.Thread):
+    """Reads a pipe to its end in a thread of its own, keeping only its last LOAD_OUTPUT_MAX bytes."""
+
+    def __init__(self, pipe):
+        super().__init__(name="advisor-load-output", daemon=True)
+        self._pipe = pipe
+        self._kept = bytearray()
+        self.start()
+
+    def run(self) -> None:
+        with self._pipe:
+            while chunk := self._pipe.read1(1 << 16):
+                self._kept += chunk
+                if len(self._kept) > 2 * LOAD_OUTPUT_MAX:  # trimmed now and then, not at every read
+                    del self._kept[:-LOAD_OUTPUT_MAX]
+
+    def text(self, wait_s: float = 2.0) -> str:
+        """The last LOAD_OUTPUT_MAX bytes, as text. Waits for the end of the output, but not for
+        ever: a process that left the command's group (a daemon) may hold the pipe open."""
+        self.join(wait_s)
+        return bytes(self._kept[-LOAD_OUTPUT_MAX:]).decode("utf-8", "replace")
 
 
 def _last_line(text: str) -> str:
@@ -321,7 +340,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 raise EnvironmentProblem(f"--save {save}: cannot create a directory in {save.parent}: "
                                          f"{exc.strerror or exc}") from None
             cleanup.callback(shutil.rmtree, stage, ignore_errors=True)
-        load = LoadCommand(during, workdir) if during is not None else None
+        load = LoadCommand(during) if during is not None else None
         perf_data = os.path.join(workdir, "perf.data")
         argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())
         bar, task = _progress(progress, duration_s, f"perf {frequency} Hz + counters")
