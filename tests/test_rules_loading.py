@@ -80,6 +80,25 @@ def test_toml_syntax_error_names_the_line():
     assert str(exc.value).startswith("rules/netfilter.toml:3: invalid TOML")
 
 
+@pytest.mark.parametrize("edit, field, escape", [
+    (('title = "', 'title = "\\u001b[2J'), "title", "\\x1b"),
+    (('commands = [\n', 'commands = [\n  "iptables -S \\u202e",\n'), "remedy.commands.0", "\\u202e")])
+def test_a_control_or_invisible_character_in_rule_text_is_refused(edit, field, escape):
+    """Rule text goes into every report and onto terminals, and `advise explain` printed ESC [ 2 J
+    of a rule's title as it was (TOML's \\u escapes can hold any character)."""
+    bad = GOOD.replace(*edit, 1)
+    assert bad != GOOD
+    with pytest.raises(InputError) as exc:
+        parse_rule(bad, "rules/netfilter.toml")
+    assert str(exc.value) == (f"rules/netfilter.toml: field {field}: holds the control or invisible character "
+                              f"{escape}, which a terminal would act on")
+
+
+def test_newlines_and_tabs_in_rule_text_are_fine():
+    text = GOOD.replace('why = "Every packet', 'why = "Every\\n\\tpacket', 1)
+    assert parse_rule(text, "rules/netfilter.toml").why.startswith("Every\n\tpacket")
+
+
 def test_removable_outside_its_range_is_rejected():
     bad = GOOD.replace("removable_range = [0.95, 1.4]", "removable_range = [1.2, 1.4]")
     assert bad != GOOD

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from .. import input_lines
 from ..errors import InputError
 from ..paths import not_a_regular_file, rules_dir
+from ..report import unprintable_in
 from .match import SymbolFamily, family
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ except ImportError:
 
 #: The cache of validated rule files keeps at most this many files (then starts afresh).
 CACHE_MAX_ENTRIES = 200
-CACHE_FORMAT = b"advisor-valid-rules/2"  # in every digest: a new layout misses the old lines
+CACHE_FORMAT = b"advisor-valid-rules/3"  # in every digest: new checks or layout miss the old lines
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,20 @@ def _non_finite(value, where: tuple = ()) -> tuple[tuple, float] | None:
     return None
 
 
+def _unprintable(value, where: tuple = ()) -> tuple[tuple, str] | None:
+    """(field path, escape) of the first control or invisible character (ESC, U+202E...) in a
+    string of a parsed rule file, or None: rule text goes into every report and onto terminals."""
+    if isinstance(value, str):
+        found = unprintable_in(value)
+        return None if found is None else (where, found)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _unprintable(item, where + (key,))
+        if found is not None:
+            return found
+    return None
+
+
 def _parse_toml(text: str, path: str) -> dict:
     import tomllib  # only for a file not in the cache
 
@@ -278,6 +293,10 @@ def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rul
         if where is not None:  # TOML has nan and inf, which pass a schema's bounds
             raise InputError(f"field {'.'.join(map(str, where[0]))}: {where[1]} is not a finite number",
                              path)
+        hidden = _unprintable(raw)
+        if hidden is not None:  # newline and tab are fine; TOML's \u escapes can hold anything else
+            raise InputError(f"field {'.'.join(map(str, hidden[0]))}: holds the control or invisible "
+                             f"character {hidden[1]}, which a terminal would act on", path)
         if cache is not None:
             cache.add(digest, raw)
     stem = Path(path).stem

@@ -97,6 +97,14 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text)
 
 
+def unprintable_in(text: str) -> str | None:
+    """The first character of `text` that `printable` would escape, as that escape; None if none."""
+    if text.isprintable():
+        return None
+    found = _UNPRINTABLE.search(text)
+    return None if found is None else _escape(found)
+
+
 def _escape(m: re.Match) -> str:
     code = ord(m[0])
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
