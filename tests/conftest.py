@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -27,9 +29,15 @@ def pytest_unconfigure(config) -> None:
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """An 8 KiB tmpfs of its own, to fill a disk for real (needs root: mount)."""
-    mount = tmp_path / "small"
+    with tmpfs(tmp_path / "small", "8k") as mount:
+        yield mount
+
+
+@contextmanager
+def tmpfs(mount: Path, size: str):
+    """A tmpfs of `size` mounted at `mount` (made here) for the block; skips where mount fails."""
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                              capture_output=True, text=True, timeout=10)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")

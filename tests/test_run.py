@@ -26,6 +26,7 @@ from advisor.proc import kill_group
 from advisor.lab.testbed import Testbed
 from advisor.run import run
 from tests.test_collect_perf import burner, burner_exe  # noqa: F401 (fixtures)
+from tests.conftest import tmpfs
 from tests.test_targets import cgroup, start_in  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.root,
@@ -66,17 +67,9 @@ def tmp_on_4mib_tmpfs(tmp_path, monkeypatch):
     """The temporary directory of `run` on a 4 MiB tmpfs of its own (needs root: mount)."""
     import tempfile
 
-    mount = tmp_path / "tmp4m"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                             capture_output=True, text=True, timeout=10)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    monkeypatch.setattr(tempfile, "tempdir", str(mount))
-    try:
+    with tmpfs(tmp_path / "tmp4m", "4m") as mount:
+        monkeypatch.setattr(tempfile, "tempdir", str(mount))
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True, timeout=10)
 
 
 def test_a_load_that_prints_a_lot_fills_no_disk_and_its_last_words_are_kept(burner, tmp_path, tmp_on_4mib_tmpfs):

@@ -229,30 +229,29 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def _non_finite(value, where: tuple = ()) -> tuple[tuple, float] | None:
-    """(field path, value) of the first nan or inf in a parsed rule file, or None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where, value
+def _first_flagged(value, judge, where: tuple = ()) -> tuple[tuple, object] | None:
+    """(field path, what `judge` says of it) of the first value of a parsed rule file that `judge`
+    flags (anything but None), depth first; None when it flags none."""
+    said = judge(value)
+    if said is not None:
+        return where, said
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = _non_finite(item, where + (key,))
+        found = _first_flagged(item, judge, where + (key,))
         if found is not None:
             return found
     return None
 
 
-def _unprintable(value, where: tuple = ()) -> tuple[tuple, str] | None:
-    """(field path, escape) of the first control or invisible character (ESC, U+202E...) in a
-    string of a parsed rule file, or None: rule text goes into every report and onto terminals."""
-    if isinstance(value, str):
-        found = unprintable_in(value)
-        return None if found is None else (where, found)
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _unprintable(item, where + (key,))
-        if found is not None:
-            return found
-    return None
+def _non_finite(value) -> float | None:
+    """A nan or inf (TOML has them, and they pass a schema's bounds)."""
+    return value if isinstance(value, float) and not math.isfinite(value) else None
+
+
+def _unprintable(value) -> str | None:
+    """The escape of the first control or invisible character (ESC, U+202E...) of a string: rule
+    text goes into every report and onto terminals."""
+    return unprintable_in(value) if isinstance(value, str) else None
 
 
 def _parse_toml(text: str, path: str) -> dict:
@@ -289,11 +288,11 @@ def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rul
         if errors:
             err = errors[0]
             raise InputError(f"field {_field_path(err)}: {err.message}", path)
-        where = _non_finite(raw)
-        if where is not None:  # TOML has nan and inf, which pass a schema's bounds
+        where = _first_flagged(raw, _non_finite)
+        if where is not None:
             raise InputError(f"field {'.'.join(map(str, where[0]))}: {where[1]} is not a finite number",
                              path)
-        hidden = _unprintable(raw)
+        hidden = _first_flagged(raw, _unprintable)
         if hidden is not None:  # newline and tab are fine; TOML's \u escapes can hold anything else
             raise InputError(f"field {'.'.join(map(str, hidden[0]))}: holds the control or invisible "
                              f"character {hidden[1]}, which a terminal would act on", path)
