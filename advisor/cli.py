@@ -191,13 +191,25 @@ def cmd_analyze(args) -> int:
     return gate(result.data, args.fail_on_gain)
 
 
+def say(message: str) -> None:
+    """One line on stderr, `advise: ` first. Paths and names in it come from outside: a newline
+    would break the one line, an ESC sequence act on the terminal (`advise analyze $'x\\e[2J'`
+    cleared it), so both are written as escapes, as reports write names."""
+    text = f"advise: {message}"
+    if not text.isprintable():
+        from .report import printable
+
+        text = printable(text).replace("\n", "\\n").replace("\t", "\\t")
+    print(text, file=sys.stderr)
+
+
 def gate(data: dict, threshold: float | None) -> int:
     """The CI gate: exit 1 when a recommendation's estimated gain reaches the threshold."""
     if threshold is not None:
         tripped = [r for r in data["recommendations"] if r["estimated_gain_pct"] >= threshold]
         if tripped:
             names = ", ".join(f"{r['rule']} +{r['estimated_gain_pct']:.1f}%" for r in tripped)
-            print(f"advise: gate tripped: {names} reach {threshold:g}%", file=sys.stderr)
+            say(f"gate tripped: {names} reach {threshold:g}%")
             return EXIT_GATE
     return 0
 
@@ -420,11 +432,11 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
         command = args.command
         return args.func(args), command
     except AdvisorError as exc:
-        print(f"advise: {exc}", file=sys.stderr)
+        say(str(exc))
         return exc.exit_code, command
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (advisor.stop_signals)
         signum = getattr(exc, "signum", 2)
-        print("advise: interrupted" if signum == 2 else f"advise: stopped by signal {signum}", file=sys.stderr)
+        say("interrupted" if signum == 2 else f"stopped by signal {signum}")
         return 128 + signum, command
     except BrokenPipeError:
         return 0, command
@@ -432,7 +444,7 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
         if isinstance(exc, RuntimeError) and str(exc) != "can't start new thread":
             return _internal_error(exc, command)
         why = "" if isinstance(exc, MemoryError) else f" ({exc})"
-        print(f"advise: out of memory{why}: see `ulimit -v` and the cgroup's memory.max", file=sys.stderr)
+        say(f"out of memory{why}: see `ulimit -v` and the cgroup's memory.max")
         return EnvironmentProblem.exit_code, command
     except Exception as exc:  # a bug: one line, traceback only on request
         return _internal_error(exc, command)
@@ -441,8 +453,8 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
 def _internal_error(exc: Exception, command: str | None) -> tuple[int, str | None]:
     if os.environ.get("ADVISOR_DEBUG"):
         raise exc
-    print(f"advise: internal error: {type(exc).__name__}: {exc} (set ADVISOR_DEBUG=1 for the "
-          f"traceback and please report it)", file=sys.stderr)
+    say(f"internal error: {type(exc).__name__}: {exc} (set ADVISOR_DEBUG=1 for the traceback and please "
+        f"report it)")
     return EXIT_INTERNAL, command
 
 

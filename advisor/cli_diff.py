@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def cmd_diff(args) -> int:
-    from .cli import EXIT_GATE, write_atomically
+    from .cli import EXIT_GATE, say, write_atomically
     from .diff import diff
 
     from .errors import UsageError
@@ -58,6 +58,6 @@ def cmd_diff(args) -> int:
         worse = result.regressions(args.fail_on_gain)
         if worse:
             names = ", ".join(f"{r['rule']} {r['status']} +{r['gain_after']:.1f}%" for r in worse)
-            print(f"advise: gate tripped: {names} reach {args.fail_on_gain:g}% in {args.after}", file=sys.stderr)
+            say(f"gate tripped: {names} reach {args.fail_on_gain:g}% in {args.after}")
             return EXIT_GATE
     return 0

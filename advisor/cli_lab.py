@@ -76,7 +76,7 @@ def cmd_lab(args) -> int:
     err = Console(stderr=True)
 
     def progress(res):
-        err.print(f"lab: {res.scenario}: {res.verdict} ({res.detail})")
+        err.print(f"lab: {res.scenario}: {res.verdict} ({res.detail})", markup=False, highlight=False)
 
     results = run_lab(names, settings, on_result=progress)
     if args.json:

@@ -273,6 +273,20 @@ def test_running_out_of_memory_is_one_line_and_exit_3(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many.folded"]  # no report, no temporary file
 
 
+def test_an_error_naming_a_hostile_path_is_still_one_escaped_line(tmp_path):
+    """Error messages name the file: one whose name holds a newline broke the one line, and one
+    holding ESC sequences cleared or retitled the terminal that read the message."""
+    garbage = tmp_path / "evil\x1b]0;pwned\x07name.txt"
+    garbage.write_text("garbage\n")
+    cases = [(("analyze", tmp_path / "no\nsuch\x1b[2J"), f"advise: {tmp_path}/no\\nsuch\\x1b[2J: no such file"),
+             (("analyze", garbage), f"advise: {tmp_path}/evil\\x1b]0;pwned\\x07name.txt:1: no perf script sample"),
+             (("analyze", garbage, "\x1b[2J"), "advise: advise: unrecognized arguments: \\x1b[2J")]
+    for args, says in cases:
+        proc = advise(*args)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr.startswith(says) and proc.stderr.count("\n") == 1 and "\x1b" not in proc.stderr
+
+
 def test_rules_and_explain():
     proc = advise("rules")
     assert proc.returncode == 0 and "qdisc-lock" in proc.stdout
