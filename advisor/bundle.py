@@ -16,6 +16,8 @@ from .model import StackTable
 from .paths import not_a_regular_file
 
 SAMPLE_FILES = ("perf.script.gz", "perf.script", "perf.folded.gz", "perf.folded", "perf.data")
+#: Every file a bundle may hold (what `advise run --save` writes, and what is read back).
+BUNDLE_FILES = SAMPLE_FILES + ("meta.json", "system.json", "counters.json")
 FORMAT = "advisor-bundle/1"
 
 #: meta.json fields whose type is checked when present (a wrong type is an input error).

@@ -100,6 +100,34 @@ def check_output_target(path: Path) -> None:
         raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def rollback_path(output: Path) -> Path:
+    """Where `--format script` writes the rollback script: next to the script."""
+    return output.with_name(output.stem + ".rollback" + (output.suffix or ".sh"))
+
+
+def refuse_overwriting(output: Path | None, fmt: str, recordings: list) -> None:
+    """--output must not replace the recording read or written: `advise analyze rec.txt -o rec.txt`
+    replaced the recording with its report, `-o BUNDLE/perf.script.gz` a bundle's samples, and
+    `run --save DIR -o DIR/meta.json` would the bundle's own. A new file next to a bundle's is
+    fine. (With --format script the rollback written next to the output counts too.)"""
+    if output is None or is_special(output):
+        return
+    from .bundle import BUNDLE_FILES
+
+    written = [output] + ([rollback_path(output)] if fmt == "script" else [])
+    for recording in recordings:
+        if recording is None or str(recording) == "/dev/stdin":
+            continue
+        whole = os.path.realpath(recording)
+        for path in written:
+            real = os.path.realpath(path)
+            part = os.path.dirname(real) == whole and (os.path.lexists(real)
+                                                       or os.path.basename(real) in BUNDLE_FILES)
+            if real == whole or part:
+                raise UsageError(f"--output {output}: {path} would replace {'part of ' if part else ''}"
+                                 f"the recording {recording}")
+
+
 def _write_atomically(path: Path, text: str) -> None:
     if is_special(path):
         with open(path, "w", encoding="utf-8") as fh:
@@ -151,8 +179,7 @@ def render_result(result, fmt: str, output: Path | None) -> None:
         if output is None or is_special(output):  # no place "next to" a device or FIFO
             text = apply_text + "\n# ---- rollback ----\n" + rollback_text
         else:
-            rollback_path = output.with_name(output.stem + ".rollback" + (output.suffix or ".sh"))
-            write_atomically(rollback_path, rollback_text)
+            write_atomically(rollback_path(output), rollback_text)
             text = apply_text
     elif fmt == "terminal":
         from rich.console import Console
@@ -177,6 +204,7 @@ def cmd_analyze(args) -> int:
     if args.export and args.output is None:
         raise UsageError("--export needs --output FILE")
     output_format = "export" if args.export else args.format
+    refuse_overwriting(args.output, output_format, [args.path])
     with perf_data.started_early(args.path):
         # while perf loads its symbols (~0.15 s): the analysis and the report's imports, so that
         # none of them waits for perf's last line

@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def cmd_diff(args) -> int:
-    from .cli import EXIT_GATE, say, write_atomically
+    from .cli import EXIT_GATE, refuse_overwriting, say, write_atomically
     from .diff import diff
 
     from .errors import UsageError
@@ -34,6 +34,7 @@ def cmd_diff(args) -> int:
         raise UsageError("advise diff: --top must be at least 1")
     if args.before == args.after == "/dev/stdin":  # the second would read nothing: all of it "gone"
         raise UsageError("advise diff: only one side can be standard input (-)")
+    refuse_overwriting(args.output, args.format, [args.before, args.after])
     result = diff(args.before, args.after, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
     if args.format == "json":
         text = result.to_json(args.top)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .cli import (FORMATS, add_report_options, check_output_target, command_names, gate, path_arg,
-                  render_result)
+                  refuse_overwriting, render_result)
 from .collect.perf import DEFAULT_FREQUENCY
 from .errors import UsageError
 from .run import DEFAULT_DURATION_S, run
@@ -61,6 +61,7 @@ def check_window(duration: float, frequency: int | None, duration_option: str = 
 
 def cmd_run(args: argparse.Namespace) -> int:
     check_window(args.duration, args.frequency)
+    refuse_overwriting(args.output, args.format, [args.save])
     if args.output is not None:
         check_output_target(args.output)
     result = run(duration=args.duration, frequency=args.frequency, comm=args.comm, pid=args.pid,

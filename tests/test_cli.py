@@ -3,12 +3,14 @@
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from advisor.paths import samples_dir
 from advisor.report import json_report
 
 SAMPLE_TEXT = b"""nginx 1234/1234 [000] 100.000001:    1000000 cpu-clock:
@@ -285,6 +287,29 @@ def test_an_error_naming_a_hostile_path_is_still_one_escaped_line(tmp_path):
         proc = advise(*args)
         assert (proc.returncode, proc.stdout) == (2, "")
         assert proc.stderr.startswith(says) and proc.stderr.count("\n") == 1 and "\x1b" not in proc.stderr
+
+
+def test_an_output_that_would_replace_the_recording_is_refused(recording, tmp_path):
+    """`advise analyze rec.txt -o rec.txt` replaced the recording with its report, and `-o
+    BUNDLE/perf.script.gz` a bundle's samples; a new file next to a bundle's is fine."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(samples_dir() / "netfilter", bundle)
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    named_like_a_rollback = tmp_path / "remedy.rollback.sh"  # where `-o remedy.sh` puts the rollback
+    named_like_a_rollback.write_bytes(recording.read_bytes())
+    cases = [(("analyze", recording, "-o", recording), f"{recording} would replace the recording {recording}"),
+             (("analyze", bundle, "--format", "json", "-o", bundle / "perf.script.gz"),
+              f"{bundle}/perf.script.gz would replace part of the recording {bundle}"),
+             (("analyze", named_like_a_rollback, "--format", "script", "-o", tmp_path / "remedy.sh"),
+              f"{named_like_a_rollback} would replace the recording {named_like_a_rollback}"),
+             (("diff", recording, bundle, "--format", "json", "-o", bundle / ".." / "bundle" / "meta.json"),
+              f"would replace part of the recording {bundle}")]
+    for args, says in cases:
+        proc = advise(*args)
+        assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+        assert says in proc.stderr and proc.stderr.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    assert advise("analyze", bundle, "--format", "json", "-o", bundle / "report.json").returncode == 0
 
 
 def test_rules_and_explain():

@@ -72,6 +72,16 @@ def tmp_on_4mib_tmpfs(tmp_path, monkeypatch):
         yield mount
 
 
+def test_a_report_that_would_replace_a_file_of_the_saved_bundle_is_refused_before_collecting(tmp_path):
+    save = tmp_path / "bundle"
+    save.mkdir()  # an empty directory is a valid --save
+    started = time.monotonic()
+    done = advise("run", "--duration", "30", "--save", str(save), "-o", str(save / "meta.json"))
+    assert time.monotonic() - started < 20 and (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"advise: --output {save}/meta.json: {save}/meta.json would replace part of the " \
+                          f"recording {save}\n"
+
+
 def test_a_load_that_prints_a_lot_fills_no_disk_and_its_last_words_are_kept(burner, tmp_path, tmp_on_4mib_tmpfs):
     """The load's output went to files in the temporary directory: `--during yes` wrote ~2 GB a
     second there, and reading it back held all of it. 40 MB through a 4 MiB temporary directory:
