@@ -54,6 +54,9 @@ def read_json(path: Path) -> dict:
     except RecursionError:
         raise InputError("invalid JSON: nested too deeply to read (deepest here)", str(path),
                          input_lines.json_deepest(text)) from None
+    except ValueError:  # an integer of over 4300 digits, which Python refuses to read
+        raise InputError("invalid JSON: a number too long to read", str(path),
+                         input_lines.long_number(text)) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
     return data

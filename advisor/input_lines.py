@@ -39,6 +39,19 @@ def json_constant(text: str) -> int | None:
     return None
 
 
+def long_number(text: str, json: bool = True) -> int | None:
+    """The line of the first number outside a string with more digits than Python reads
+    (sys.get_int_max_str_digits(), 4300: json and tomllib raise a plain ValueError for it)."""
+    import sys
+
+    limit = sys.get_int_max_str_digits()
+    strings = _JSON_STRING if json else _TOML_TOKENS
+    for m in re.finditer(strings + rf"|([0-9_]{{{limit + 1},}})", text):
+        if m.group(m.re.groups):
+            return _line(text, m.start())
+    return None
+
+
 def json_deepest(text: str) -> int:
     """The line where a JSON text is first nested deepest."""
     return _deepest(text, _JSON_TOKENS)

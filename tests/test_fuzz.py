@@ -513,7 +513,8 @@ JSON_VALUES = st.recursive(
 def json_documents(draw, base: dict) -> bytes:
     """`base` with values of the wrong type at random places, or broken JSON text."""
     kind = draw(st.sampled_from(["retyped"] * 6 + ["truncated", "not utf-8", "nul", "empty",
-                                                   "not an object", "huge string", "not finite"]))
+                                                   "not an object", "huge string", "not finite",
+                                                   "too long"]))
     doc = json.loads(json.dumps(base))
     if kind == "retyped":
         paths = [p for p in json_paths(doc) if p]
@@ -544,10 +545,12 @@ def json_documents(draw, base: dict) -> bytes:
         return b""
     if kind == "not an object":
         return json.dumps(draw(JSON_VALUES)).encode()
-    if kind == "not finite":  # a number made NaN or Infinity: what Python's json reads, JSON has not
+    if kind in ("not finite", "too long"):  # NaN or Infinity, which JSON has not; an integer of
+        # more digits than Python reads (4300): both raised something other than a syntax error
         numbers = [m.span(2) for m in re.finditer(rb"(: |\n +)(-?[0-9][0-9.eE+-]*)", text)]
         start, end = draw(st.sampled_from(numbers)) if numbers else (len(text), len(text))
-        return text[:start] + draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity"])) + text[end:]
+        number = b"9" * 5000 if kind == "too long" else draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity"]))
+        return text[:start] + number + text[end:]
     return json.dumps({**doc, "host": "h" * (3 << 20)}).encode()
 
 
@@ -770,6 +773,29 @@ def test_a_rule_file_nested_too_deeply_is_refused_naming_the_deepest_line():
     with pytest.raises(InputError) as err:
         parse_rule(text.replace("reported_gain_pct = 22\n", "reported_gain_pct = 22\n" + deep, 1), str(path))
     assert str(err.value) == f"{path}:{line}: invalid TOML: nested too deeply to read (deepest here)"
+
+
+# ------------------------------------------------------------------------ numbers too long to read
+def test_a_number_of_more_digits_than_python_reads_is_refused_naming_its_line(tmp_path):
+    """json, tomllib and int() raise a plain ValueError for an integer of over 4300 digits: it was
+    an internal error (exit 70) in a bundle's JSON, a rule file and a folded stack's count."""
+    (tmp_path / "perf.script").write_bytes(SAMPLE)
+    (tmp_path / "counters.json").write_text('{\n "note": "' + "7" * 5000 + '",\n "x": ' + "9" * 5000 + "\n}")
+    with pytest.raises(InputError) as err:
+        analyze_and_render(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'counters.json'}:3: invalid JSON: a number too long to read"
+    path = rules_dir() / "netfilter.toml"
+    text = path.read_text().replace("reported_gain_pct = 22\n", "reported_gain_pct = 22\n# " + "7" * 5000
+                                    + "\nz = " + "9" * 5000 + "\n", 1)
+    with pytest.raises(InputError) as err:
+        parse_rule(text, str(path))
+    line = text[:text.index("z = ")].count("\n") + 1
+    assert str(err.value) == f"{path}:{line}: invalid TOML: a number too long to read"
+    folded = tmp_path / "long.folded"
+    folded.write_text("a;b 3\na;b;c " + "9" * 5000 + "\n")
+    with pytest.raises(InputError) as err:
+        analyze_and_render(folded)
+    assert str(err.value) == f"{folded}:2: a folded stack's count of 5000 digits is not a number of samples"
 
 
 def test_lines_are_found_outside_strings_and_comments():

@@ -271,6 +271,9 @@ def _parse_toml(text: str, path: str) -> dict:
     except RecursionError:
         raise InputError("invalid TOML: nested too deeply to read (deepest here)", path,
                          input_lines.toml_deepest(text)) from None
+    except ValueError:  # not a TOMLDecodeError: an integer of over 4300 digits, which Python refuses
+        raise InputError("invalid TOML: a number too long to read", path,
+                         input_lines.long_number(text, json=False)) from None
 
 
 def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rule:

@@ -17,6 +17,7 @@ from ..model import Frame, StackKey, StackTable
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _ANNOTATIONS = {"_[k]": "kernel", "_[j]": "jit", "_[i]": "inlined"}
+MAX_COUNT_DIGITS = 20  # 2**64 has 20 digits: no tool counts more samples than that
 
 
 def read(stream: BinaryIO, source: str, table: StackTable | None = None,
@@ -33,6 +34,9 @@ def read(stream: BinaryIO, source: str, table: StackTable | None = None,
         if not sep or not stack or not (count.isascii() and count.isdigit()):
             reason = bad_count(line) or f"not a folded stack ('frame;frame;... COUNT'): {excerpt(line)}"
             raise InputError(reason, source, lineno)
+        if len(count) > MAX_COUNT_DIGITS:  # Python refuses to read an int of over 4300 digits
+            raise InputError(f"a folded stack's count of {len(count)} digits is not a number of samples",
+                             source, lineno)
         names = stack.split(";")
         frames = []
         for name in names[1:]:
