@@ -18,6 +18,17 @@ from .paths import not_a_regular_file
 SAMPLE_FILES = ("perf.script.gz", "perf.script", "perf.folded.gz", "perf.folded", "perf.data")
 #: Every file a bundle may hold (what `advise run --save` writes, and what is read back).
 BUNDLE_FILES = SAMPLE_FILES + ("meta.json", "system.json", "counters.json")
+
+
+def is_bundle(path: Path) -> bool:
+    """A directory of bundle files only, meta.json among them: what `advise run --save` (or the
+    lab's --record) wrote, and may write again. Anything else is not ours to replace."""
+    try:
+        names = {entry.name for entry in os.scandir(path) if entry.is_file(follow_symlinks=False)}
+        everything = set(os.listdir(path))
+    except OSError:
+        return False
+    return "meta.json" in names and names == everything and names <= set(BUNDLE_FILES)
 FORMAT = "advisor-bundle/1"
 
 #: meta.json fields whose type is checked when present (a wrong type is an input error).

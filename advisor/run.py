@@ -23,7 +23,8 @@ def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY
         pid: int | None = None, netns: str | None = None, during: str | None = None,
         cgroup: str | None = None,
         save: str | Path | None = None, progress: bool = True,
-        rules_dir: str | Path | None = None, bpf: bool | str = False, focus: str | None = None) -> Result:
+        rules_dir: str | Path | None = None, bpf: bool | str = False, focus: str | None = None,
+        replace: bool = False) -> Result:
     """Sample every CPU (or `pid`) for `duration` seconds with perf, read the kernel's counters,
     probe the system, and rank the remedies.
 
@@ -40,7 +41,7 @@ def run(duration: float = DEFAULT_DURATION_S, frequency: int = DEFAULT_FREQUENCY
     """
     rules = load_rules(Path(rules_dir) if rules_dir else None)
     recording = record(duration, frequency, comm=comm, pid=pid, cgroup=cgroup, netns=netns, during=during, save=save,
-                       rules=rules, progress=progress, bpf=bpf)
+                       rules=rules, progress=progress, bpf=bpf, replace=replace)
     profile = Profile(recording.table, comm=focus)
     evidence = Evidence(profile, recording.system, recording.counters, recording.meta,
                         recording.table.source, recording.missing)

@@ -200,6 +200,21 @@ def test_lab_record_writes_a_bundle(tmp_path):
     assert "kernel" in system and system.get("netns") == "advt7-srv"
     assert not {"advt7-srv", "advt7-cli"} & namespaces()
 
+    # Again into the same DIR: the bundle is regenerated (it stopped with "--save DIR/baseline:
+    # already exists", once the scenario's rounds were over); a directory that is not a bundle is
+    # refused before anything is built.
+    again = subprocess.run(done.args, capture_output=True, text=True, timeout=120, cwd=repo,
+                           env={**os.environ, "PYTHONPATH": repo})
+    assert again.returncode == 0, again.stderr
+    assert json.loads((bundle / "meta.json").read_text())["created"] != meta["created"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline"]  # no staging or old copy left
+    (bundle / "notes.txt").write_text("mine")
+    refused = subprocess.run(done.args, capture_output=True, text=True, timeout=120, cwd=repo,
+                             env={**os.environ, "PYTHONPATH": repo})
+    assert (refused.returncode, refused.stderr) == (
+        2, f"advise: --record {bundle}: already exists and is not a directory of bundle files\n")
+    assert (bundle / "notes.txt").read_text() == "mine"
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code, says", [(signal.SIGINT, 130, "advise: interrupted\n"),

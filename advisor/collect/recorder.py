@@ -244,11 +244,15 @@ class CountersThread:
 
 # ---------------------------------------------------------------- the bundle on disk
 
-def check_save_target(save: Path) -> None:
-    """Refuse before collecting, not after: an existing non-empty DIR, or a missing parent. (Whether
-    the parent can be written, the staging directory made there before the window tells.)"""
-    if save.exists() and (not save.is_dir() or any(save.iterdir())):
-        raise UsageError(f"--save {save}: already exists and is not an empty directory")
+def check_save_target(save: Path, replace: bool = False, option: str = "--save") -> None:
+    """Refuse before collecting, not after: an existing non-empty DIR (with `replace`, one that is
+    a bundle may be replaced: the lab's --record regenerates its bundles), or a missing parent.
+    (Whether the parent can be written, the staging directory made there before the window tells.)"""
+    from ..bundle import is_bundle
+
+    if save.exists() and (not save.is_dir() or any(save.iterdir())) and not (replace and is_bundle(save)):
+        what = "a directory of bundle files" if replace else "an empty directory"
+        raise UsageError(f"{option} {save}: already exists and is not {what}")
     parent = save.parent
     if not parent.is_dir():
         raise UsageError(f"--save {save}: parent directory {parent} does not exist")
@@ -268,9 +272,13 @@ def finish_bundle(stage: Path, save: Path, meta: dict, system: dict, counters: d
     if counters is not None:
         _write_json(stage / "counters.json", counters)
     _write_json(stage / "meta.json", meta)
-    if save.is_dir():
-        save.rmdir()  # empty (checked before collecting): rename onto it needs it gone
+    old = None
+    if save.is_dir():  # empty, or a bundle to replace (checked before collecting): rename needs it gone
+        old = Path(tempfile.mkdtemp(prefix=f"{save.name}.old-", dir=save.parent))
+        os.rename(save, old / save.name)
     os.rename(stage, save)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     fd = os.open(save.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -301,13 +309,13 @@ def _progress(enabled: bool, duration_s: float, what: str):
 def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, comm: str | None = None,
            pid: int | None = None, cgroup: str | None = None, netns: str | None = None,
            during: str | None = None, save: str | Path | None = None, rules: list | None = None,
-           progress: bool = True, bpf: bool | str = False) -> Recording:
+           progress: bool = True, bpf: bool | str = False, replace: bool = False) -> Recording:
     """Collect one window and return the bundle in memory (also written to `save` when given).
 
     Target (targets.resolve): `pid` and its descendants, or a `cgroup`, are the only processes
     perf samples; `comm` names the processes whose state and syscalls are read while perf
     samples every CPU. bpf: also run the BPF/tracepoint counters (see counters.bpf_selection);
-    /proc only by default.
+    /proc only by default. replace: a bundle already at `save` is replaced (else refused).
     """
     from ..engine import kallsyms
     from ..engine.rules import load_rules
@@ -324,7 +332,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
     bpf_selection(bpf)  # an unknown choice is a UsageError before anything starts
     save = Path(save) if save is not None else None
     if save is not None:
-        check_save_target(save)
+        check_save_target(save, replace)
     rules = rules if rules is not None else load_rules()
     pids = target.pids
     collectors: dict = {}

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ..collect.recorder import check_save_target
 from ..errors import EnvironmentProblem
 from ..stop_signals import STOP_SIGNALS
 from . import pathologies
@@ -145,7 +146,7 @@ def _collect(tb: Testbed, s: LabSettings, scenario: str):
     if s.frequency:
         kwargs["frequency"] = s.frequency
     if s.record:
-        kwargs["save"] = Path(s.record) / scenario
+        kwargs.update(save=Path(s.record) / scenario, replace=True)  # --record regenerates its bundles
     return run(**kwargs)
 
 
@@ -228,6 +229,8 @@ def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[Scenar
                                      f"run it with --allow-global")
     if s.record:
         Path(s.record).mkdir(parents=True, exist_ok=True)
+        for name in scenarios:  # before the testbed is built, not after a scenario's rounds
+            check_save_target(Path(s.record) / name, replace=True, option="--record")
     results = []
     with Testbed(prefix=s.prefix) as tb:
         for name in scenarios:
