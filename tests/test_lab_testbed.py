@@ -127,6 +127,23 @@ def test_restart_with_a_preexec_hook_runs_the_hook_in_the_server():
         assert tb.client_run(["curl", "-sf", "-m", "5", tb.url]).stdout == JSON_BODY
 
 
+def test_a_second_lab_with_the_same_prefix_is_refused_and_touches_nothing():
+    """A second `advise lab` removed the first's namespaces (nginx inside) as leftovers of a crash,
+    and its close() would again. It is now refused, naming the first, which goes on unharmed."""
+    with Testbed(prefix="advt9") as first:
+        second = Testbed(prefix="advt9")
+        with pytest.raises(EnvironmentProblem) as refused:
+            with second:
+                pass
+        assert str(refused.value) == (f"another advise lab (pid {os.getpid()}) is using the testbed 'advt9': "
+                                      "wait for it to end, or give another --prefix")
+        assert {"advt9-srv", "advt9-cli"} <= namespaces()
+        assert first.client_run(["curl", "-sf", "-m", "5", first.url]).stdout == JSON_BODY
+    assert not {"advt9-srv", "advt9-cli"} & namespaces()
+    with Testbed(prefix="advt9") as again:  # the claim ends with the testbed
+        assert again.client_run(["curl", "-sf", "-m", "5", again.url]).stdout == JSON_BODY
+
+
 def test_refuses_without_root():
     """Runs in a forked child whose effective uid is nobody (the interpreter lives under /root,
     so a real non-root exec could not even start Python)."""

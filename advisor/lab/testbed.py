@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -182,6 +184,7 @@ class Testbed:
         self.server_preexec: Callable[[], None] | None = None
         self.helpers: list[subprocess.Popen] = []
         self._namespaces_created: list[str] = []
+        self._claim: socket.socket | None = None  # held while the namespaces of this prefix are ours
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -200,6 +203,7 @@ class Testbed:
         """Create namespaces, veth pair and addresses, then start nginx."""
         require_root()
         require_tools("ip", "nginx", "wrk", "sysctl")
+        self._claim_prefix()
         self.cleanup_leftovers()
         self.tmpdir = tempfile.mkdtemp(prefix=f"{self.prefix}-")
         for ns in (self.server_ns, self.client_ns):
@@ -216,17 +220,51 @@ class Testbed:
                 run(netns_argv(ns, ["sysctl", "-q", "-w", f"net.ipv4.tcp_congestion_control={self.congestion_control}"]))
         self.start_server()
 
+    def _claim_prefix(self) -> None:
+        """Make sure no other live `advise lab` uses this prefix: a second one removed the first's
+        namespaces, nginx inside, as leftovers (and its close() would again). The claim is an
+        abstract UNIX socket named after the prefix: nothing on disk, and the kernel drops it
+        when the process ends, however it ends, so a crashed run's leftovers are still removed."""
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited by nginx or wrk
+        try:
+            claim.bind(f"\0advisor-lab-{self.prefix}")
+            claim.listen(1)
+        except OSError:
+            claim.close()
+            raise EnvironmentProblem(f"another advise lab (pid {self._claimed_by()}) is using the testbed "
+                                     f"{self.prefix!r}: wait for it to end, or give another --prefix") from None
+        self._claim = claim
+
+    def _claimed_by(self) -> str:
+        """The PID of the process that holds the claim (SO_PEERCRED: who listens), or '?'."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1)
+                probe.connect(f"\0advisor-lab-{self.prefix}")
+                pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                       struct.calcsize("3i")))
+                return str(pid)
+        except OSError:
+            return "?"
+
     def close(self) -> None:
-        """Stop every process we started, delete our namespaces and the temp dir."""
-        self.stop_server()
-        while self.helpers:
-            stop_group(self.helpers.pop(), signal.SIGTERM, SERVER_STOP_S)
-        for ns in (self.server_ns, self.client_ns):
-            self._delete_namespace(ns)
-        self._namespaces_created.clear()
-        if self.tmpdir:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            self.tmpdir = None
+        """Stop every process we started, delete our namespaces and the temp dir. Nothing, when
+        another lab holds this prefix (open() refused): those namespaces are its own."""
+        if self._claim is None:
+            return
+        try:
+            self.stop_server()
+            while self.helpers:
+                stop_group(self.helpers.pop(), signal.SIGTERM, SERVER_STOP_S)
+            for ns in (self.server_ns, self.client_ns):
+                self._delete_namespace(ns)
+            self._namespaces_created.clear()
+            if self.tmpdir:
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+                self.tmpdir = None
+        finally:
+            self._claim.close()
+            self._claim = None
 
     def cleanup_leftovers(self) -> None:
         """Remove our two namespaces if a crashed run left them (only these exact names)."""
