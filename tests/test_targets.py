@@ -85,6 +85,40 @@ def _maps_readable(pid: int) -> bool:
         return False
 
 
+ZOMBIE_PARENT = """
+import os, sys, time
+child = os.fork()
+if child == 0:
+    os._exit(0)
+print(child, flush=True)  # never reaped: a zombie while this process lives
+time.sleep(60)
+"""
+
+
+def test_a_zombie_is_no_target_and_a_zombie_child_is_left_out_of_the_tree():
+    """perf record -p fails at once ("No such process") on a zombie: `--pid ZOMBIE` ended in
+    perf's message after three restarts, and a server with one unreaped child could not be
+    recorded at all."""
+    import sys
+
+    parent = subprocess.Popen([sys.executable, "-c", ZOMBIE_PARENT], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        zombie = int(parent.stdout.readline())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "Z" not in open(f"/proc/{zombie}/stat").read().rsplit(")", 1)[1][:3]:
+            time.sleep(0.05)
+        with pytest.raises(UsageError) as refused:
+            targets.resolve(pid=zombie)
+        assert str(refused.value) == f"--pid {zombie}: the process has exited (a zombie: its parent has not reaped it)"
+        assert zombie in descendants(parent.pid)
+        target = targets.resolve(pid=parent.pid)
+        assert target.pids == [parent.pid] and target.perf_scope() == ["-p", str(parent.pid)]
+        assert target.refresh() and target.pids == [parent.pid]
+    finally:
+        kill_group(parent)
+
+
 @pytest.mark.skipif(_maps_readable(1), reason="needs a process whose memory map root cannot read "
                                              "(in this project's sandbox: its PID 1)")
 def test_a_process_perf_cannot_trace_is_named_before_perf_fails_without_a_word():

@@ -36,7 +36,7 @@ class Target:
         False when there is nothing to list again: no --pid, or that process itself is gone."""
         if self.pid is None or not alive(self.pid):
             return False
-        self.pids = [self.pid, *descendants(self.pid)]
+        self.pids = live_tree(self.pid)
         return True
 
     def perf_scope(self) -> list[str]:
@@ -54,6 +54,12 @@ class Target:
             extra = len(self.pids) - 1
             return f"process {self.pid}" + (f" and {extra} descendants" if extra > 0 else "")
         return "all CPUs"
+
+
+def live_tree(pid: int) -> list[int]:
+    """`pid` and its descendants that still run: perf record -p fails at once ("No such process")
+    on a zombie, a child that exited and that its parent has not reaped."""
+    return [pid, *(child for child in descendants(pid) if alive(child))]
 
 
 def check_traceable(pids: list[int], asked: int) -> None:
@@ -157,7 +163,9 @@ def resolve(comm: str | None = None, pid: int | None = None, cgroup: str | None 
     if pid is not None:
         if not os.path.exists(f"/proc/{pid}"):
             raise UsageError(f"--pid {pid}: no such process")
-        target.pids = [pid, *descendants(pid)]
+        if not alive(pid):
+            raise UsageError(f"--pid {pid}: the process has exited (a zombie: its parent has not reaped it)")
+        target.pids = live_tree(pid)
         check_traceable(target.pids, pid)
     elif cgroup is not None:
         target.cgroup, directory = resolve_cgroup(cgroup)
