@@ -79,6 +79,10 @@ META_NESTED = {("load", "tool"): str, ("load", "requests_per_sec"): (int, float)
 
 
 def _check_meta(meta: dict, path: Path) -> None:
+    layout = meta.get("format", FORMAT)  # a bundle made by hand may not say: it is read as ours
+    if layout != FORMAT:  # another layout (a later advisor's): its fields could be misread silently
+        raise InputError(f"field format: {str(layout)[:80]!r} is not a layout this advisor reads ({FORMAT})",
+                         str(path))
     for key, kind in META_TYPES.items():
         if key in meta and meta[key] is not None and not isinstance(meta[key], kind):
             wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)

@@ -665,6 +665,23 @@ def test_empty_bundle_directory_names_it(tmp_path):
     assert_one_line_naming(err.value, tmp_path)
 
 
+@pytest.mark.parametrize("layout, refused", [("advisor-bundle/2", True), (["x"], True), (None, False),
+                                             ("advisor-bundle/1", False)])
+def test_a_bundle_of_another_layout_is_refused_and_one_that_does_not_say_is_read(tmp_path, layout, refused):
+    """meta.json's `format` was never read: a later advisor's layout, or anything else, was read
+    as this one's, its fields possibly misread without a word. No `format` (a bundle made by hand)
+    is read as this advisor's own."""
+    (tmp_path / "perf.script").write_bytes(SAMPLE)
+    (tmp_path / "meta.json").write_text(json.dumps({} if layout is None else {"format": layout}))
+    if not refused:
+        assert open_bundle(tmp_path).meta == ({} if layout is None else {"format": layout})
+        return
+    with pytest.raises(InputError) as err:
+        open_bundle(tmp_path)
+    assert str(err.value) == (f"{tmp_path / 'meta.json'}: field format: {str(layout)!r} is not a layout this "
+                              f"advisor reads (advisor-bundle/1)")
+
+
 # ------------------------------------------------------------------------ the command line
 def advise(*args, cwd):
     return subprocess.run([sys.executable, "-m", "advisor.cli", *map(str, args)],

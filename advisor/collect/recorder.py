@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ..bundle import FORMAT as BUNDLE_LAYOUT
+from ..bundle import is_bundle
 from ..errors import AdvisorError, EnvironmentProblem, UsageError
 from ..model import StackTable
 from ..proc import alive, children, signal_group, stop_group
@@ -41,7 +43,6 @@ from . import perf as perf_mod
 from . import targets
 from .core_tools import Children
 
-BUNDLE_FORMAT = "advisor-bundle/1"
 LOAD_OUTPUT_MAX = 64 * 1024  # bytes of the load command's output (and of its errors) kept in meta.json
 LOAD_STOP_GRACE_S = 3.0
 COUNTERS_EXTRA_S = 25.0  # the counters' tools may take this long past the window (start-up + grace)
@@ -248,8 +249,6 @@ def check_save_target(save: Path, replace: bool = False, option: str = "--save")
     """Refuse before collecting, not after: an existing non-empty DIR (with `replace`, one that is
     a bundle may be replaced: the lab's --record regenerates its bundles), or a missing parent.
     (Whether the parent can be written, the staging directory made there before the window tells.)"""
-    from ..bundle import is_bundle
-
     if save.exists() and (not save.is_dir() or any(save.iterdir())) and not (replace and is_bundle(save)):
         what = "a directory of bundle files" if replace else "an empty directory"
         raise UsageError(f"{option} {save}: already exists and is not {what}")
@@ -391,7 +390,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
         collectors["probes"] = _probes_status(system, netns)
         collectors["kallsyms"] = _kallsyms_status(system["kernel_symbols"])
         meta = {
-            "format": BUNDLE_FORMAT,
+            "format": BUNDLE_LAYOUT,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "kernel": platform.release(), "cpus": os.cpu_count(),
             "duration_s": duration_s,
