@@ -254,7 +254,7 @@ def check_save_target(save: Path, replace: bool = False, option: str = "--save")
         raise UsageError(f"{option} {save}: already exists and is not {what}")
     parent = save.parent
     if not parent.is_dir():
-        raise UsageError(f"--save {save}: parent directory {parent} does not exist")
+        raise UsageError(f"{option} {save}: parent directory {parent} does not exist")
 
 
 def _write_json(path: Path, data: dict) -> None:
