@@ -10,6 +10,7 @@ is the CI gate: recommendations that appear or grow in AFTER and reach `pct`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,8 +121,10 @@ def throughput(before: dict, after: dict) -> dict | None:
     rps = [((d.get("load") or {}).get("requests_per_sec")) for d in (before, after)]
     if any(not isinstance(x, (int, float)) or x <= 0 for x in rps):
         return None
-    return {"before_rps": float(rps[0]), "after_rps": float(rps[1]),
-            "change_pct": round(100.0 * (rps[1] / rps[0] - 1.0), 2),
+    change = 100.0 * (rps[1] / rps[0] - 1.0)
+    if not math.isfinite(change):  # 1e-300 against 1e300 req/s: no figure, and JSON has no inf
+        return None
+    return {"before_rps": float(rps[0]), "after_rps": float(rps[1]), "change_pct": round(change, 2),
             "tool": (after.get("load") or {}).get("tool")}
 
 
@@ -181,7 +184,7 @@ class DiffResult:
                 "min_change_pct": self.min_change}
 
     def to_json(self, top: int = TOP_MOVERS) -> str:
-        return json.dumps(self.to_dict(top), indent=2) + "\n"
+        return json.dumps(self.to_dict(top), indent=2, allow_nan=False) + "\n"  # never "Infinity"
 
     def summary(self) -> list[str]:
         """The verdict in a few plain lines."""

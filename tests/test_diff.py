@@ -170,3 +170,20 @@ def test_recordings_of_events_that_do_not_compare_are_refused(tmp_path):
     done = subprocess.run([sys.executable, "-m", "advisor.cli", "diff", str(switches), str(clock)],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"advise: {refused.value}\n")
+
+
+def test_a_throughput_change_too_large_to_hold_is_left_out_and_the_json_stays_json(tmp_path):
+    """1e-300 against 1e300 req/s made the change +inf%, and `--format json` wrote `Infinity`,
+    which is not JSON: a CI job reading it failed."""
+    import shutil
+
+    sides = []
+    for name, rps in (("netfilter", 1e-300), ("baseline", 1e300)):
+        bundle = tmp_path / name
+        shutil.copytree(samples_dir() / name, bundle)
+        meta = json.loads((bundle / "meta.json").read_text())
+        meta["load"]["requests_per_sec"] = rps
+        (bundle / "meta.json").write_text(json.dumps(meta))
+        sides.append(bundle)
+    text = diff(*sides).to_json()
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))["throughput"] is None
