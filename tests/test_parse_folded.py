@@ -90,3 +90,8 @@ def test_property_random_bytes_only_raise_input_error(data):
         folded.read(io.BytesIO(data), "fuzz")
     except InputError:
         pass
+
+
+def test_a_byte_order_mark_at_the_start_is_not_part_of_the_first_comm():
+    table = folded.read(io.BytesIO("\ufeffnginx;main;work 3\nnginx;main;work 2\n".encode()), "bom.folded")
+    assert [(key.comm, count) for key, (count, _weight) in table.rows.items()] == [("nginx", 5)]

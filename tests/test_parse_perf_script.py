@@ -499,6 +499,29 @@ def test_property_an_excerpt_is_the_cut_of_the_whole_line_escaped(text):
     assert excerpt(text + "z" * 100_000) == _escaped_then_cut(text + "z" * 100_000)
 
 
+def test_a_byte_order_mark_at_the_start_is_not_part_of_the_first_comm():
+    """A file saved by a Windows editor starts with EF BB BF: the first sample's process was
+    "\\ufeffburn", apart from every other "burn" (`--comm burn` missed it)."""
+    table = parse(b"\xef\xbb\xbf" + SAMPLE.encode() + SAMPLE.encode())
+    assert {key.comm for key in table.rows} == {"burn"} and table.samples == 2
+    bytewise = read(io.BufferedReader(OneByteAtATime(b"\xef\xbb\xbf" + SAMPLE.encode() * 2), 1), "t.txt")
+    assert bytewise.rows == table.rows  # a pipe may hand the mark out in pieces
+
+
+class OneByteAtATime(io.RawIOBase):
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.data:
+            return 0
+        buffer[0], self.data = self.data[0], self.data[1:]
+        return 1
+
+
 def test_megabyte_long_lines():
     long_symbol = "x" * (2 << 20)
     table = parse(f"a 1 1.0: 1 cycles:\n\t 4010 {long_symbol} (/bin/x)\n\n" + SAMPLE)

@@ -28,6 +28,8 @@ def read(stream: BinaryIO, source: str, table: StackTable | None = None,
     for lineno, raw in enumerate(stream, 1):
         line = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
         line = line.rstrip("\r\n")
+        if lineno == 1:
+            line = line.removeprefix("\ufeff")  # a byte order mark (Windows editors), not the COMM's
         if not line.strip() or line.startswith("#"):
             continue
         stack, sep, count = line.rstrip().rpartition(" ")

@@ -58,6 +58,7 @@ CHUNK = 4 << 20  # without a blank line for this many bytes, whole lines are fed
 MAX_LINE = 16 << 20  # a line longer than this is skipped with a warning
 NO_SAMPLE_BYTES = 2 * MAX_LINE  # read this much without a sample, and the input is not perf script
 CACHE_BYTES = 16 << 20  # each cache is emptied when it holds about this many bytes
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which Windows editors put first
 
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 _SKIP = ()  # a line of a sample that adds no frame (srcline, malformed)
@@ -273,10 +274,14 @@ class _Parser:
         pending = bytearray()  # never holds a blank line ("\n\n")
         last_nl = -1  # index of the last "\n" in pending
         consumed = 0
+        start: bytes | None = b""  # the first bytes, until they tell whether a BOM is there
         while True:
             data = read(size)
             if not data:
-                break
+                if start:  # one or two bytes of a BOM, and the end
+                    data, start = start, None
+                else:
+                    break
             consumed += len(data)
             if consumed > NO_SAMPLE_BYTES and self.samples == 0:  # /dev/zero would never end
                 raise InputError(f"no perf script sample in the first {NO_SAMPLE_BYTES >> 20} MiB "
@@ -284,6 +289,11 @@ class _Parser:
                                  self.first_bad_line or self.lineno or 1)
             if isinstance(data, str):  # a text stream: tolerate it
                 data = data.encode("utf-8", "surrogateescape")
+            if start is not None:  # a byte order mark (a text editor's) is not the first COMM's
+                start += data
+                if len(start) < len(BOM) and BOM.startswith(start):
+                    continue  # it may come in pieces: the result must not depend on the reads
+                data, start = start.removeprefix(BOM), None
             if self.skipping_long_line:
                 nl = data.find(b"\n")
                 if nl < 0:
