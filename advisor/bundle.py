@@ -18,18 +18,18 @@ from .paths import not_a_regular_file
 SAMPLE_FILES = ("perf.script.gz", "perf.script", "perf.folded.gz", "perf.folded", "perf.data")
 #: Every file a bundle may hold (what `advise run --save` writes, and what is read back).
 BUNDLE_FILES = SAMPLE_FILES + ("meta.json", "system.json", "counters.json")
+FORMAT = "advisor-bundle/1"
 
 
 def is_bundle(path: Path) -> bool:
     """A directory of bundle files only, meta.json among them: what `advise run --save` (or the
     lab's --record) wrote, and may write again. Anything else is not ours to replace."""
     try:
-        names = {entry.name for entry in os.scandir(path) if entry.is_file(follow_symlinks=False)}
-        everything = set(os.listdir(path))
+        entries = list(os.scandir(path))
     except OSError:
         return False
-    return "meta.json" in names and names == everything and names <= set(BUNDLE_FILES)
-FORMAT = "advisor-bundle/1"
+    return (any(entry.name == "meta.json" for entry in entries)
+            and all(entry.name in BUNDLE_FILES and entry.is_file(follow_symlinks=False) for entry in entries))
 
 #: meta.json fields whose type is checked when present (a wrong type is an input error).
 META_TYPES = {"cpus": int, "duration_s": (int, float), "host": str, "kernel": str, "scenario": str,
@@ -67,7 +67,7 @@ def read_json(path: Path) -> dict:
                          input_lines.json_deepest(text)) from None
     except ValueError:  # an integer of over 4300 digits, which Python refuses to read
         raise InputError("invalid JSON: a number too long to read", str(path),
-                         input_lines.long_number(text)) from None
+                         input_lines.json_long_number(text)) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, found {type(data).__name__}", str(path), 1)
     return data

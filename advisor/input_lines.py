@@ -39,14 +39,21 @@ def json_constant(text: str) -> int | None:
     return None
 
 
-def long_number(text: str, json: bool = True) -> int | None:
+def json_long_number(text: str) -> int | None:
     """The line of the first number outside a string with more digits than Python reads
-    (sys.get_int_max_str_digits(), 4300: json and tomllib raise a plain ValueError for it)."""
+    (sys.get_int_max_str_digits(), 4300): json raises a plain ValueError for it."""
+    return _long_number(text, _JSON_STRING)
+
+
+def toml_long_number(text: str) -> int | None:
+    """The same for TOML text (tomllib too raises a plain ValueError), comments skipped."""
+    return _long_number(text, _TOML_TOKENS)
+
+
+def _long_number(text: str, skipped: str) -> int | None:
     import sys
 
-    limit = sys.get_int_max_str_digits()
-    strings = _JSON_STRING if json else _TOML_TOKENS
-    for m in re.finditer(strings + rf"|([0-9_]{{{limit + 1},}})", text):
+    for m in re.finditer(skipped + rf"|([0-9_]{{{sys.get_int_max_str_digits() + 1},}})", text):
         if m.group(m.re.groups):
             return _line(text, m.start())
     return None

@@ -682,6 +682,25 @@ def test_a_bundle_of_another_layout_is_refused_and_one_that_does_not_say_is_read
                               f"advisor reads (advisor-bundle/1)")
 
 
+def test_only_a_directory_of_bundle_files_is_taken_for_a_bundle_to_replace(tmp_path):
+    """What `advise lab --record` may replace: bundle files and nothing else, meta.json among them."""
+    from advisor.bundle import is_bundle
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "perf.script").write_bytes(SAMPLE)
+    assert not is_bundle(bundle)  # no meta.json
+    (bundle / "meta.json").write_text("{}")
+    assert is_bundle(bundle) and not is_bundle(tmp_path / "missing")
+    for intruder in ("notes.txt", "subdir"):
+        path = bundle / intruder
+        path.mkdir() if intruder == "subdir" else path.write_text("mine")
+        assert not is_bundle(bundle)
+        path.rmdir() if intruder == "subdir" else path.unlink()
+    (bundle / "system.json").symlink_to(tmp_path / "elsewhere.json")
+    assert not is_bundle(bundle)
+
+
 # ------------------------------------------------------------------------ the command line
 def advise(*args, cwd):
     return subprocess.run([sys.executable, "-m", "advisor.cli", *map(str, args)],

@@ -273,7 +273,7 @@ def _parse_toml(text: str, path: str) -> dict:
                          input_lines.toml_deepest(text)) from None
     except ValueError:  # not a TOMLDecodeError: an integer of over 4300 digits, which Python refuses
         raise InputError("invalid TOML: a number too long to read", path,
-                         input_lines.long_number(text, json=False)) from None
+                         input_lines.toml_long_number(text)) from None
 
 
 def parse_rule(text: str, path: str, cache: ValidatedCache | None = None) -> Rule:
