@@ -48,7 +48,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from itertools import chain
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 from ..errors import InputError, excerpt
 from ..model import Frame, StackKey, StackTable
@@ -628,8 +628,7 @@ class _Parser:
                       "dropped")
             self.note_bad_line(lineno)
         else:
-            if self.table.wants_warning("unrecognised"):
-                self.warn("unrecognised", lineno, f"unrecognised line skipped: {excerpt(stripped)}")
+            self.warn("unrecognised", lineno, lambda: f"unrecognised line skipped: {excerpt(stripped)}")
             self.note_bad_line(lineno)
 
     def blank(self, lineno: int) -> None:
@@ -791,15 +790,17 @@ class _Parser:
 
     # ------------------------------------------------------------------ warnings and output
     def malformed(self, line: str, lineno: int) -> None:
-        if self.table.wants_warning("malformed frame"):  # the excerpt only for the warning kept
-            self.warn("malformed frame", lineno, f"malformed frame line skipped: {excerpt(line.strip())}")
+        self.warn("malformed frame", lineno, lambda: f"malformed frame line skipped: {excerpt(line.strip())}")
 
     def note_bad_line(self, lineno: int) -> None:
         if self.first_bad_line is None:
             self.first_bad_line = lineno
 
-    def warn(self, kind: str, lineno: int, message: str) -> None:
-        self.table.warn(kind, f"{self.source}:{lineno}: {message}")
+    def warn(self, kind: str, lineno: int, message: str | Callable[[], str]) -> None:
+        """Warn once per kind. `message` may be a function, called only for the warning kept: an
+        excerpt of every bad line, built and thrown away, made random input 3x slower to refuse."""
+        if self.table.wants_warning(kind):
+            self.table.warn(kind, f"{self.source}:{lineno}: {message() if callable(message) else message}")
 
     def flush_into_table(self) -> None:
         """The aggregates into the table, at the end of the input. The caches go first and each
