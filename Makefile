@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# gcc, libc6-dev, python3-dev: to build the parser's C loop (advisor/parse/_fast_blocks.c; optional)
 APT_PACKAGES := linux-perf iproute2 nginx-light wrk iptables nftables ethtool conntrack \
-                python3-bpfcc libbpf-tools bpftrace gzip procps chromium fonts-dejavu-core fonts-liberation
+                gcc libc6-dev python3-dev python3-bpfcc libbpf-tools bpftrace gzip procps chromium \
+                fonts-dejavu-core fonts-liberation
 SAMPLE ?= samples/netfilter
 
 .PHONY: setup system-packages venv demo test bench clean
@@ -21,7 +23,7 @@ system-packages:
 	@# Debian starts nginx on install; the lab runs its own instances in namespaces.
 	@-command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true
 
-$(BIN)/advise: pyproject.toml setup.py bin/advise
+$(BIN)/advise: pyproject.toml setup.py bin/advise advisor/parse/_fast_blocks.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@# compat: a plain path in a .pth; the default editable finder costs every `advise` ~15 ms at start

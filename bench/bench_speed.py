@@ -85,6 +85,15 @@ kill_group(proc)
 """
 
 
+#: Which hot loop the parser runs: "C" (advisor/parse/_fast_blocks.c built) or "Python".
+HOT_LOOP_CHILD = r"""
+import sys
+sys.path.insert(0, {repo!r})
+from advisor.parse import perf_script
+print(perf_script.HOT_LOOP)
+"""
+
+
 #: Which heavy libraries `advise analyze --format json` imports (none, since pandas went lazy).
 HEAVY_CHILD = r"""
 import json, sys
@@ -95,9 +104,10 @@ print(json.dumps([m for m in ("pandas", "numpy", "jsonschema", "networkx", "rich
 """
 
 
-def parse_child(path: Path) -> tuple[float, dict]:
+def parse_child(path: Path, pure: bool = False) -> tuple[float, dict]:
+    """(peak RSS, what PARSE_CHILD printed); `pure`: with the pure-Python hot loop."""
     run = benchlib.run_child([PYTHON, "-c", PARSE_CHILD.format(repo=str(REPO)), str(path)],
-                             capture=True)
+                             capture=True, env={"ADVISOR_PURE_PYTHON": "1"} if pure else None)
     return run.rss_mib, json.loads(run.stdout)
 
 
@@ -111,12 +121,17 @@ def bench_parse(label: str, text: Path, perf_data: Path | None, baseline: str, p
                 reps: int) -> None:
     size = text.stat().st_size / MB
     print(f"\n[parse] {label}: {text.name}, {size:.0f} MB")
-    ours, theirs, ratios, rss = [], [], [], []
+    ours, theirs, ratios, rss, pure = [], [], [], [], []
     info = {}
-    for _ in range(reps):
+    for rep in range(reps):
+        # the pure-Python loop beside the C one (if built), before it every other repetition
+        if rep % 2 and info.get("hot_loop") == "C":
+            pure.append(parse_child(text, pure=True)[1]["seconds"])
         child_rss, info = parse_child(text)
         ours.append(info["seconds"])
         rss.append(child_rss)
+        if rep % 2 == 0 and info["hot_loop"] == "C":
+            pure.append(parse_child(text, pure=True)[1]["seconds"])
         if baseline == "perl":
             base = benchlib.run_child(["perl", str(perl), str(text)])
         elif perf_data is not None:
@@ -129,7 +144,11 @@ def bench_parse(label: str, text: Path, perf_data: Path | None, baseline: str, p
             ratios.append(base.seconds / info["seconds"])
     print(f"  advisor perf_script.read : {spread([size / s for s in ours], '{:.1f}')} MB/s "
           f"(min/median/max; {spread(ours, '{:.3f}')} s; {info['samples']} samples, "
-          f"{info['rows']} stack rows; peak RSS {spread(rss, '{:.0f}')} MiB)")
+          f"{info['rows']} stack rows; peak RSS {spread(rss, '{:.0f}')} MiB; hot loop in "
+          f"{info['hot_loop']})")
+    if pure:
+        print(f"  the same, pure-Python loop : {spread([size / s for s in pure], '{:.1f}')} MB/s; "
+              f"time C loop / pure Python: {spread([a / b for a, b in zip(ours, pure)])}")
     if baseline == "perl":
         print(f"  stackcollapse-perf.pl    : {spread([size / s for s in theirs], '{:.1f}')} MB/s "
               f"({spread(theirs, '{:.2f}')} s)")
@@ -156,11 +175,17 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     cold = benchlib.run_child(advise, env=cache_env).seconds
     print(f"  first advise analyze, rule files not yet validated (imports jsonschema): {cold:.2f} s; "
           f"the repetitions below find them in the cache")
-    perf_t, perf_ours, ours, terminal, rss = [], [], [], [], []
-    perf_cpu, ours_cpu = [], []  # CPU seconds: less noisy than wall time on a shared machine
+    hot_loop = benchlib.run_child([PYTHON, "-c", HOT_LOOP_CHILD.format(repo=str(REPO))],
+                                  capture=True).stdout.decode().strip()
+    pure_env = {**cache_env, "ADVISOR_PURE_PYTHON": "1"}
+    print(f"  the parser's hot loop: {hot_loop}" + ("; `advise analyze --format json` also runs with "
+          "ADVISOR_PURE_PYTHON=1 (its pure-Python loop) for comparison" if hot_loop == "C" else
+          " (advisor/parse/_fast_blocks.c was not built)"))
+    perf_t, perf_ours, ours, terminal, pure, rss = [], [], [], [], [], []
+    perf_cpu, ours_cpu, pure_cpu = [], [], []  # CPU seconds: less noisy than wall time on a shared machine
     for rep in range(reps):
         # ABBA: the order flips every repetition, so that drift of a shared machine cancels
-        order = ("plain", "ours", "advise", "terminal")
+        order = ("plain", "ours", "advise", "terminal") + (("pure",) if hot_loop == "C" else ())
         for which in order if rep % 2 == 0 else reversed(order):
             if which == "plain":
                 run = benchlib.run_child(plain, env=env)
@@ -170,6 +195,10 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
                 perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
             elif which == "terminal":
                 terminal.append(benchlib.run_child(advise_terminal, env=cache_env).seconds)
+            elif which == "pure":
+                run = benchlib.run_child(advise, env=pure_env)
+                pure.append(run.seconds)
+                pure_cpu.append(run.cpu_seconds)
             else:
                 run = benchlib.run_child(advise, env=cache_env)
                 ours.append(run.seconds)
@@ -181,7 +210,12 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     print(f"  advise analyze perf.data --format json > /dev/null: {spread(ours)} s "
           f"(peak RSS {spread(rss, '{:.0f}')} MiB)")
     print(f"  advise analyze perf.data > /dev/null (the terminal report): {spread(terminal)} s")
-    for label, times in (("--format json", ours), ("terminal report", terminal)):
+    if pure:
+        print(f"  ADVISOR_PURE_PYTHON=1 advise analyze perf.data --format json > /dev/null: {spread(pure)} s")
+    for label, times in (("--format json", ours), ("terminal report", terminal),
+                         ("--format json, pure-Python loop", pure)):
+        if not times:
+            continue
         ratios = [a / b for a, b in zip(times, perf_t)]  # each against the perf run beside it
         print(f"  ratio advise ({label}) / perf script: {spread(ratios)}  (target <= 1.15)")
     cpu_ratios = [a / b for a, b in zip(ours_cpu, perf_cpu)]

@@ -224,11 +224,11 @@ def find_stackcollapse() -> Path | None:
 PARSE_CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {repo!r})
-from advisor.parse.perf_script import read  # imports (pandas via advisor/__init__) not timed
+from advisor.parse.perf_script import HOT_LOOP, read  # imports (pandas via advisor/__init__) not timed
 path = sys.argv[1]
 t0 = time.perf_counter()
 with open(path, "rb") as f:
     table = read(f, path)
 print(json.dumps({{"seconds": time.perf_counter() - t0, "samples": table.samples,
-                  "rows": len(table)}}))
+                  "rows": len(table), "hot_loop": HOT_LOOP}}))
 """

@@ -200,8 +200,16 @@ def test_perf_script_result_does_not_depend_on_how_the_stream_is_cut(data, sizes
 
 def without_caches(read):
     """`read()` with every cache of the parser missing every time: the line machine and the
-    regexes decide everything."""
-    with unittest.mock.patch.object(perf_script._Cache, "get", lambda self, key, default=None: default):
+    regexes decide everything. (The C hot loop reads the caches' dicts directly: the
+    pure-Python one, which goes through `get`, stands in for it.)"""
+    with unittest.mock.patch.object(perf_script._Cache, "get", lambda self, key, default=None: default), \
+            unittest.mock.patch.object(perf_script, "count_blocks", perf_script.py_count_blocks):
+        return outcome(read)
+
+
+def with_python_loop(read):
+    """`read()` with the pure-Python hot loop, whichever `count_blocks` is in use."""
+    with unittest.mock.patch.object(perf_script, "count_blocks", perf_script.py_count_blocks):
         return outcome(read)
 
 
@@ -217,6 +225,7 @@ def test_perf_script_result_does_not_depend_on_the_caches(data):
     read = lambda: perf_script.read(io.BytesIO(data), "cache.txt")
     cached = outcome(read)
     assert without_caches(read) == cached and with_small_caches(read) == cached
+    assert with_python_loop(read) == cached
 
 
 #: Time fields, valid and not (float() takes some of the invalid ones, the event regex none).
@@ -241,6 +250,7 @@ def test_repeated_samples_with_other_times_read_as_without_caches(data):
     read = lambda: perf_script.read(io.BytesIO(data), "retimed.txt")
     cached = outcome(read)
     assert without_caches(read) == cached and with_small_caches(read) == cached
+    assert with_python_loop(read) == cached
 
 
 @pytest.mark.parametrize("time", ["+1.5", "1e5", "١٢.٥", "12.", ".5", "1_0.5", "1234567890123.5", "nan",
@@ -249,7 +259,7 @@ def test_a_sample_seen_before_with_a_time_that_is_none_reads_as_without_caches(t
     sample = "java 1/2 [001] {}: 7 cpu-clock: \n\tffff main (/x)\n\tfff1 start (/x)\n\n"
     data = "".join(sample.format(t) for t in ("1.5", "1.6", time, "1.7")).encode()
     read = lambda: perf_script.read(io.BytesIO(data), "time.txt")
-    assert outcome(read) == without_caches(read)
+    assert outcome(read) == without_caches(read) == with_python_loop(read)
 
 
 @pytest.mark.parametrize("other", ["\tzzzz main (/x)", "ffff main (/x)", "\tffff  main (/x)",
@@ -265,7 +275,7 @@ def test_frame_lines_that_differ_from_one_seen_before_read_as_without_caches(oth
                    for i, line in enumerate(lines * 2)).encode()
     read = lambda: perf_script.read(io.BytesIO(data), "rest.txt", keep_addrs=keep_addrs)
     cached = outcome(read)
-    assert cached == without_caches(read)
+    assert cached == without_caches(read) == with_python_loop(read)
     unknown = {f.symbol for key in cached[1] for f in key.frames if f.symbol.startswith("[unknown")}
     assert unknown == ({"[unknown <ffff>]", "[unknown <fff3>]"} if keep_addrs else {"[unknown]"})
 
@@ -284,7 +294,7 @@ def test_warnings_after_samples_read_on_the_fast_path_name_their_own_line(second
                    for i, frames in enumerate([first, second, first, third])).encode()
     read = lambda: perf_script.read(io.BytesIO(data), "lines.txt")
     cached = outcome(read)
-    assert cached == without_caches(read) and cached == with_small_caches(read)
+    assert cached == without_caches(read) == with_small_caches(read) == with_python_loop(read)
     assert [w.split(": ")[0] for w in cached[-1]] == ["lines.txt:18"]
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_fast_blocks import CAN_BUILD
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -29,10 +31,14 @@ def test_wheel_install_finds_rules_and_samples(tmp_path):
     env.pop("ADVISOR_DATA", None)
     py = prefix / "bin" / "python"
     code = ("import advisor.paths as p, advisor; print(p.rules_dir()); print(p.samples_dir()); "
-            "r = advisor.analyze(p.samples_dir() / 'netfilter'); print(r.top()['rule'])")
+            "r = advisor.analyze(p.samples_dir() / 'netfilter'); print(r.top()['rule']); "
+            "from advisor.parse import perf_script as s; print(s.HOT_LOOP); print(s.count_blocks.__module__)")
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    rules, samples, top = out.stdout.split()
+    rules, samples, top, hot_loop, module = out.stdout.split()
     assert rules.startswith(str(prefix)) and samples.startswith(str(prefix)), out.stdout
     assert top == "netfilter"
+    if CAN_BUILD:  # the wheel carries the parser's C loop, built for this Python
+        assert (hot_loop, module) == ("C", "advisor.parse._fast_blocks") and \
+            list(site.glob("advisor/parse/_fast_blocks*.so")), out.stdout
     assert str(REPO) not in out.stdout

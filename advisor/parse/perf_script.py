@@ -13,15 +13,18 @@ bounded (CACHE_BYTES) and never changes a result, only how soon it is found:
   part that changes between samples of one thread; see `remember_head` for why it is sound);
 * `block_cache`: the frame lines of a sample, as one string -> (stack id, its newlines);
 * `tail_cache`: frame lines but the first (the leaf, which varies most) -> their frames;
-* `leaf_cache`: (the leaf line after its address, the other frame lines) -> as block_cache:
+* `leaf_cache`: the frame lines without the leaf's address -> as block_cache:
   a sample taken at another instruction of a function seen before on the same path;
 * `frame_cache` / `symbol_cache`: one frame line / one (symbol, DSO) -> frames.
 
-A sample that hits the first two costs a few string operations and no regex (the fast path
-in `feed_blocks`); anything unusual goes to the line state machine, which decides. The fast
-path reads every line as the state machine does, so results do not depend on the caches or on
-where the input was cut into pieces (tests/test_fuzz.py checks both). Measured figures and
-how they were obtained: bench/README.md.
+A sample that hits the first two costs a few string operations and no regex (the fast path,
+`count_blocks`: in C, advisor/parse/_fast_blocks.c, where setup.py could build it, else
+`py_count_blocks`, which it does step for step; `HOT_LOOP` says which runs, and
+ADVISOR_PURE_PYTHON=1 picks the Python one); anything unusual goes to the line state machine,
+which decides. The fast path reads every line as the state machine does, so results do not
+depend on the caches, on the loop, or on where the input was cut into pieces
+(tests/test_fuzz.py and tests/test_fast_blocks.py check all three). Measured figures and how
+they were obtained: bench/README.md.
 
 Decisions the checklist (shared/corpus/CHECKLIST.md) leaves open:
 
@@ -45,6 +48,7 @@ Decisions the checklist (shared/corpus/CHECKLIST.md) leaves open:
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from itertools import chain
@@ -208,6 +212,74 @@ def iter_samples(stream: BinaryIO, source: str, keep_addrs: bool = False,
     yield from parser.collected
 
 
+def py_count_blocks(text: str, line_no: int, head_cache: dict, block_cache: _Cache,
+                    leaf_cache: dict, counts: dict, one_block: Callable[[str, int], int]
+                    ) -> tuple[int, int, float | None, float | None]:
+    """Count the samples of `text` (whole samples, each followed by a blank line: the blocks of
+    text.split("\n\n"), the first numbered `line_no`) that the caches of the fast path know:
+    the event line without its time in `head_cache`, the frame lines in `block_cache`, or in
+    `leaf_cache` without the leaf's address (as `_Parser.new_body` looks them up, and puts what
+    it found there in `block_cache`). Any other block goes to `one_block(block, its line
+    number)`, which returns the next block's line number. Returns (the line number after the
+    text, samples counted here, the least and the greatest of their times).
+
+    The reference for advisor.parse._fast_blocks.count_blocks, its C twin, and what runs where
+    that was not built. Few calls per sample, on small strings: each call costs."""
+    head_cache_get = head_cache.get
+    block_cache_get = block_cache.get
+    leaf_cache_get = leaf_cache.get
+    counts_get = counts.get
+    time_ok = _TIME.fullmatch
+    address = _ADDRESS.match
+    hits = 0
+    time_min = time_max = None
+    for block in text.split("\n\n"):
+        line, _, body = block.partition("\n")
+        left, _, right = line.partition(": ")
+        prefix, _, time = left.rpartition(" ")
+        head = head_cache_get((prefix, right))
+        hit = None
+        if head is not None and time_ok(time):
+            hit = block_cache_get(body)
+            if hit is None:
+                m = address(body)
+                if m is not None and body.find("\n", m.end()) >= 0:
+                    hit = leaf_cache_get(body[m.end():])
+                    if hit is not None:  # as new_body: the next one is found at once
+                        block_cache.put(body, hit, len(body) + 100)
+        if hit is None:
+            line_no = one_block(block, line_no)
+            continue
+        t = float(time)
+        if time_min is None:
+            time_min = time_max = t
+        elif t > time_max:
+            time_max = t
+        elif t < time_min:
+            time_min = t
+        sid, newlines = hit
+        key = (head[0], sid)
+        counts[key] = counts_get(key, 0) + 1
+        line_no += newlines + 3  # the event line, the body's lines, the blank line
+        hits += 1
+    return line_no, hits, time_min, time_max
+
+
+def _pick_count_blocks() -> tuple[Callable, str]:
+    """The C loop if it was built (and ADVISOR_PURE_PYTHON is not set), else the reference."""
+    if not os.environ.get("ADVISOR_PURE_PYTHON"):
+        try:
+            from ._fast_blocks import count_blocks as c_count_blocks
+            return c_count_blocks, "C"
+        except ImportError:
+            pass
+    return py_count_blocks, "Python"
+
+
+#: The hot loop in use, and which one it is ("C" or "Python"; bench and tests report it).
+count_blocks, HOT_LOOP = _pick_count_blocks()
+
+
 class _Parser:
     """The state machine plus its caches. One instance per input."""
 
@@ -222,7 +294,7 @@ class _Parser:
         self.frame_cache = _Cache()  # frame line -> frames
         self.block_cache = _Cache()  # frame lines of a sample -> (stack id, newlines in them)
         self.tail_cache = _Cache()  # frame lines but the first -> their frames
-        self.leaf_cache = _Cache()  # (leaf line after its address, the rest) -> block_cache entry
+        self.leaf_cache = _Cache()  # frame lines but the leaf's address -> block_cache entry
         self.symbol_cache = _Cache()  # (symbol, dso) -> frames
         self.frame_intern: dict[Frame, Frame] = {}
         self.stack_ids: dict[tuple, int] = {}
@@ -347,73 +419,67 @@ class _Parser:
     def feed_blocks(self, text: str) -> None:
         """Feed text made of whole samples, each followed by a blank line.
 
-        The hot loop: per sample, two cache lookups and no regex. The event line is looked
-        up without its time field (`head_cache`: the text before the space that precedes
-        the time, and the text after the ": " that follows it), the frame lines as one
-        string (`block_cache`). A sample that misses either cache, or looks unusual, goes
-        through `general_block`. Few calls per sample, on small strings: each call costs.
-        What a hit in both caches implies (an event line that is no comment, frame lines, no
-        blank line among them) is not checked again here. Line numbers are counted from what
-        the caches know of the blocks they hold: counting the text's newlines took 5% of the
-        parse.
+        The hot loop is `count_blocks` (in C where advisor.parse._fast_blocks was built, else
+        `py_count_blocks`): per sample, two cache lookups and no regex. The event line is
+        looked up without its time field (`head_cache`: the text before the space that
+        precedes the time, and the text after the ": " that follows it), the frame lines as
+        one string (`block_cache`). A sample that misses a cache goes to `one_block`, which
+        reads it (filling the caches). Line numbers are counted from what the caches know of
+        the blocks they hold: counting the text's newlines took 5% of the parse.
         """
         line_no = self.lineno  # of the block's first line
-        blocks = text.split("\n\n")
         if self.in_sample:  # the line reader began a sample: the first block goes on with it
-            first = blocks.pop(0)
+            first, blank, text = text.partition("\n\n")
             self.slow_block(first, line_no)
             line_no += first.count("\n") + 2
-        head_cache_get = self.head_cache.get
-        block_cache_get = self.block_cache.get
-        time_ok = _TIME.fullmatch
-        counts = self.counts
-        counts_get = counts.get
-        collect = self.collected is not None
-        samples = 0
-        tmin, tmax = self.time_min, self.time_max
-        for block in blocks:
-            line, _, body = block.partition("\n")
-            left, _, right = line.partition(": ")
-            prefix, _, time = left.rpartition(" ")
-            head = head_cache_get((prefix, right))
-            hit = None
-            if head is not None and time_ok(time):
-                hit = block_cache_get(body)
-                if hit is None and body and block[-1] != "\n":
-                    hit = self.new_body(body, line_no)
-                    if hit is None:  # not only frame lines: the line machine decides
-                        self.time_min, self.time_max = tmin, tmax
-                        self.slow_block(block, line_no)
-                        tmin, tmax = self.time_min, self.time_max
-                        line_no += block.count("\n") + 2
-                        continue
-            if hit is None:
-                if block:
-                    self.time_min, self.time_max = tmin, tmax
-                    self.general_block(block, line, line_no)
-                    tmin, tmax = self.time_min, self.time_max
-                line_no += block.count("\n") + 2
-                continue
-            sid, newlines = hit
-            line_no += newlines + 3  # the event line, the body, the blank line
-            samples += 1
-            t = float(time)
-            if tmin is None:
-                tmin = tmax = t
-            elif t > tmax:
-                tmax = t
-            elif t < tmin:
-                tmin = t
-            if collect:
-                g = head[2]
-                self.collect_sample(head[1], g[:4] + (time,) + g[5:], self.stacks[sid], "")
-                continue
+            if not blank:
+                self.lineno = line_no
+                return
+        if self.collected is not None:  # each sample is wanted whole: none is counted in bulk
+            for block in text.split("\n\n"):
+                line_no = self.one_block(block, line_no)
+            self.lineno = line_no
+            return
+        self.lineno, hits, time_min, time_max = count_blocks(
+            text, line_no, self.head_cache, self.block_cache, self.leaf_cache, self.counts, self.one_block)
+        self.samples += hits
+        self.content_lines += hits
+        if hits:
+            self.see_time(time_min)
+            self.see_time(time_max)
+
+    def one_block(self, block: str, line_no: int) -> int:
+        """One block of `feed_blocks` (its first line numbered `line_no`) that `count_blocks` did
+        not count: it is read the same way, and what missed a cache takes the way that fills it.
+        Returns the next block's line number. What a hit in both caches implies (an event
+        line that is no comment, frame lines, no blank line among them) is not checked again."""
+        line, _, body = block.partition("\n")
+        left, _, right = line.partition(": ")
+        prefix, _, time = left.rpartition(" ")
+        head = self.head_cache.get((prefix, right))
+        hit = None
+        if head is not None and _TIME.fullmatch(time):
+            hit = self.block_cache.get(body)
+            if hit is None and body and block[-1] != "\n":
+                hit = self.new_body(body, line_no)
+                if hit is None:  # not only frame lines: the line machine decides
+                    self.slow_block(block, line_no)
+                    return line_no + block.count("\n") + 2
+        if hit is None:
+            if block:
+                self.general_block(block, line, line_no)
+            return line_no + block.count("\n") + 2
+        sid, newlines = hit
+        self.samples += 1
+        self.content_lines += 1
+        self.see_time(float(time))
+        if self.collected is not None:
+            g = head[2]
+            self.collect_sample(head[1], g[:4] + (time,) + g[5:], self.stacks[sid], "")
+        else:
             key = (head[0], sid)
-            counts[key] = counts_get(key, 0) + 1
-        self.samples += samples
-        self.content_lines += samples
-        self.time_min, self.time_max = tmin, tmax
-        self.lineno = line_no
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return line_no + newlines + 3  # the event line, the body, the blank line
 
     def general_block(self, block: str, line: str, line_no: int) -> None:
         """One block that missed a cache of the fast path (its first line `line`, numbered
@@ -474,7 +540,7 @@ class _Parser:
             return self.parse_block_body(body, line_no)
         leaf_line, rest = body[:nl], body[nl + 1:]
         m = _ADDRESS.match(leaf_line)
-        key = None if m is None else (leaf_line[m.end():], rest)
+        key = None if m is None else body[m.end():]  # the body but its leaf's address
         if key is not None:
             entry = self.leaf_cache.get(key)
             if entry is not None:
@@ -491,7 +557,7 @@ class _Parser:
         if entry is None:
             entry = self.parse_block_body(body, line_no)
         if entry is not None and key is not None and self.block_cache.get(body) is entry \
-                and self.address_is_inert(key[0]):
+                and self.address_is_inert(leaf_line[m.end():]):
             self.leaf_cache.put(key, entry, len(body) + 150)  # only what block_cache holds: clean
         return entry
 
@@ -682,6 +748,14 @@ class _Parser:
         self.parts = []
         self.add(self.event_name(self.head[6]), self.head, sid, self.payload)
 
+    def see_time(self, t: float) -> None:
+        if self.time_min is None:
+            self.time_min = self.time_max = t
+        elif t > self.time_max:
+            self.time_max = t
+        elif t < self.time_min:
+            self.time_min = t
+
     def event_name(self, printed: str) -> str:
         event = self.event_names.get(printed)
         if event is None:
@@ -694,11 +768,7 @@ class _Parser:
         if event not in self.has_period:
             self.has_period[event] = bool(g[5])
         if g[4]:
-            tf = float(g[4])
-            if self.time_min is None or tf < self.time_min:
-                self.time_min = tf
-            if self.time_max is None or tf > self.time_max:
-                self.time_max = tf
+            self.see_time(float(g[4]))
         if self.collected is not None:
             self.collect_sample(event, g, self.stacks[sid], payload)
             return
