@@ -378,12 +378,23 @@ def add_report_options(p: argparse.ArgumentParser, formats: tuple[str, ...], wri
     p.add_argument("--rules", type=path_arg, help="rules directory (default: the bundled rules/)")
 
 
+class _Version(argparse.Action):
+    """`--version`: looks the parser's loop up only when asked (the import costs every command)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .parse.perf_script import HOT_LOOP
+
+        print(f"advise {__version__} (perf script parser: {HOT_LOOP} loop)")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `advise` parser. Given the `command` about to run, and it is one of OWN_COMMANDS,
     the commands of other modules are left out: importing them (the lab's pathologies) only
     slows `advise analyze` down, and no message of an own command mentions them."""
     parser = _Parser(prog="advise", description="Profiling-driven tuning advisor for Linux network servers.")
-    parser.add_argument("--version", action="version", version=f"advise {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version, and which "
+                        "loop reads perf script text (C, or the pure-Python one where it was not built)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("analyze", help="analyse a recording and rank the remedies")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import copy
 import importlib
 import io
+import os
 import shutil
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -211,3 +214,15 @@ def test_wrong_shapes_are_type_errors_not_crashes():
         c_count_blocks([block()], 0, head_cache, block_cache, leaf_cache, {}, Misses())
     with pytest.raises(TypeError):  # one_block must return the next line number
         c_count_blocks("miss", 0, head_cache, block_cache, leaf_cache, {}, lambda block, line_no: "x")
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_version_says_which_loop_reads_perf_script_text(pure):
+    """ADVISOR_PURE_PYTHON=1 picks the pure-Python loop, and `advise --version` says which runs."""
+    env = {**os.environ, "ADVISOR_PURE_PYTHON": "1"} if pure else \
+        {k: v for k, v in os.environ.items() if k != "ADVISOR_PURE_PYTHON"}
+    run = subprocess.run([sys.executable, "-m", "advisor.cli", "--version"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    built = c_count_blocks is not None
+    assert run.stdout.endswith(f"(perf script parser: {'C' if built and not pure else 'Python'} loop)\n")
