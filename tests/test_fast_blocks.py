@@ -212,6 +212,8 @@ def test_wrong_shapes_are_type_errors_not_crashes():
                        dict(block_cache), leaf_cache, {}, Misses())
     with pytest.raises(TypeError):
         c_count_blocks([block()], 0, head_cache, block_cache, leaf_cache, {}, Misses())
+    with pytest.raises(ValueError, match="one dict"):  # put() into the block cache could free a leaf entry
+        c_count_blocks(block(), 0, head_cache, block_cache, block_cache, {}, Misses())
     with pytest.raises(TypeError):  # one_block must return the next line number
         c_count_blocks("miss", 0, head_cache, block_cache, leaf_cache, {}, lambda block, line_no: "x")
 

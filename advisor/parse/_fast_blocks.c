@@ -91,14 +91,19 @@ find_blank(PyObject *s, Py_ssize_t start, Py_ssize_t end)
     return -1;
 }
 
-/* A 2-tuple whose first item is an int: what the caches hold (head: (id, ...), block: (sid, newlines)). */
+/* cache.get(key), checked to be what the caches hold (a tuple (int, ...): head_cache's
+   (id, event, groups), block_cache's and leaf_cache's (stack id, newlines)).
+   1: found, *value borrowed; 0: not there; -1: an error is set. */
 static int
-check_entry(PyObject *entry, const char *cache)
+cache_get(PyObject *cache, PyObject *key, const char *name, PyObject **value)
 {
-    if (PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) >= 2 && PyLong_Check(PyTuple_GET_ITEM(entry, 0)))
+    *value = PyDict_GetItemWithError(cache, key);
+    if (*value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (PyTuple_Check(*value) && PyTuple_GET_SIZE(*value) >= 2 && PyLong_Check(PyTuple_GET_ITEM(*value, 0)))
         return 1;
-    PyErr_Format(PyExc_TypeError, "count_blocks: %s holds a value that is not a tuple (int, ...)", cache);
-    return 0;
+    PyErr_Format(PyExc_TypeError, "count_blocks: %s holds a value that is not a tuple (int, ...)", name);
+    return -1;
 }
 
 static PyObject *
@@ -111,6 +116,10 @@ count_blocks(PyObject *module, PyObject *args)
                           &PyDict_Type, &block_cache, &PyDict_Type, &leaf_cache, &PyDict_Type, &counts,
                           &one_block))
         return NULL;
+    if (block_cache == leaf_cache) { /* block_cache.put() must not touch what leaf_cache holds */
+        PyErr_SetString(PyExc_ValueError, "count_blocks: block_cache and leaf_cache are one dict");
+        return NULL;
+    }
     int have_time = 0;
     double tmin = 0.0, tmax = 0.0;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), hits = 0, at = 0;
@@ -145,50 +154,37 @@ count_blocks(PyObject *module, PyObject *args)
             Py_DECREF(key);
             return NULL;
         }
-        PyObject *head = PyDict_GetItemWithError(head_cache, key); /* borrowed */
+        PyObject *head, *hit;
+        int found = cache_get(head_cache, key, "head_cache", &head);
         Py_DECREF(key);
-        if (head == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            goto miss;
-        }
-        if (!check_entry(head, "head_cache"))
+        if (found < 0)
             return NULL;
-        if (!read_time(text, time_start, left_end, buf))
+        if (!found || !read_time(text, time_start, left_end, buf))
             goto miss;
         /* hit = block_cache.get(body) */
         PyObject *body = PyUnicode_Substring(text, body_start, len);
         if (body == NULL)
             return NULL;
-        PyObject *hit = PyDict_GetItemWithError(block_cache, body); /* borrowed */
-        if (hit == NULL && !PyErr_Occurred()) {
+        found = cache_get(block_cache, body, "block_cache", &hit);
+        Py_ssize_t leaf = found ? -1 : after_address(text, body_start, len);
+        if (leaf >= 0 && PyUnicode_FindChar(text, '\n', leaf, len, 1) >= 0) {
             /* hit = leaf_cache.get(body without the leaf's address); then block_cache.put(body,
                hit, len(body) + 100) as _Parser.new_body does, so that the next sample with this
                body is found at once (put may empty block_cache, never leaf_cache: `hit` lives) */
-            Py_ssize_t leaf = after_address(text, body_start, len);
-            if (leaf >= 0 && PyUnicode_FindChar(text, '\n', leaf, len, 1) >= 0) {
-                PyObject *leaf_key = PyUnicode_Substring(text, leaf, len);
-                hit = leaf_key ? PyDict_GetItemWithError(leaf_cache, leaf_key) : NULL;
-                Py_XDECREF(leaf_key);
-                if (hit != NULL) {
-                    Py_INCREF(hit);
-                    PyObject *done = PyObject_CallMethod(block_cache, "put", "OOn", body, hit,
-                                                         len - body_start + 100);
-                    Py_DECREF(hit);
-                    if (done == NULL)
-                        hit = NULL;
-                    Py_XDECREF(done);
-                }
+            PyObject *leaf_key = PyUnicode_Substring(text, leaf, len);
+            found = leaf_key ? cache_get(leaf_cache, leaf_key, "leaf_cache", &hit) : -1;
+            Py_XDECREF(leaf_key);
+            if (found > 0) {
+                PyObject *done = PyObject_CallMethod(block_cache, "put", "OOn", body, hit, len - body_start + 100);
+                found = done ? 1 : -1;
+                Py_XDECREF(done);
             }
         }
         Py_DECREF(body);
-        if (hit == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            goto miss;
-        }
-        if (!check_entry(hit, "block_cache"))
+        if (found < 0)
             return NULL;
+        if (!found)
+            goto miss;
         long long newlines = PyLong_AsLongLong(PyTuple_GET_ITEM(hit, 1));
         if (newlines == -1 && PyErr_Occurred())
             return NULL;
