@@ -1,7 +1,7 @@
 """Parse speed and memory of advisor.parse.perf_script on a ~200 MB `perf script` file.
 
 The input is built by repeating the decompressed FlameGraph example
-(shared/corpus/flamegraph/inputs/example-perf-stacks.txt.gz, 3.1 MB) into a temporary file.
+(tests/corpus/flamegraph/inputs/example-perf-stacks.txt.gz, 3.1 MB) into a temporary file.
 Each measurement runs in a fresh subprocess so that the peak RSS is the parser's own.
 
     .venv/bin/python bench/bench_parse.py [--mb 200] [--input FILE[.gz]] [--keep]
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = REPO / "tests" / "corpus"
 DEFAULT_INPUT = CORPUS / "flamegraph" / "inputs" / "example-perf-stacks.txt.gz"
 
 CHILD = r"""

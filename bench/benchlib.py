@@ -24,7 +24,7 @@ from typing import Iterator
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from advisor.proc import kill_group  # noqa: E402  (one way to stop a child's process group)
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = REPO / "tests" / "corpus"
 EXAMPLE = CORPUS / "flamegraph" / "inputs" / "example-perf-stacks.txt.gz"
 PYTHON = sys.executable
 ADVISE = [PYTHON, "-m", "advisor.cli"]

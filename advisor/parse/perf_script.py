@@ -26,7 +26,7 @@ depend on the caches, on the loop, or on where the input was cut into pieces
 (tests/test_fuzz.py and tests/test_fast_blocks.py check all three). Measured figures and how
 they were obtained: bench/README.md.
 
-Decisions the checklist (shared/corpus/CHECKLIST.md) leaves open:
+Decisions the checklist (tests/corpus/CHECKLIST.md) leaves open:
 
 * The event is named without its modifiers (``cpu-clock:ppp:`` -> ``cpu-clock``,
   ``cycles:u:`` -> ``cycles``; tracepoints stay whole: ``sched:sched_switch``), as DESIGN.md
