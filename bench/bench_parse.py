@@ -33,14 +33,14 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 mode, path = sys.argv[1], sys.argv[2]
-from advisor.parse.perf_script import read  # imports: not timed
+from advisor.parse.perf_script import HOT_LOOP, read  # imports: not timed
 with open("/proc/self/statm") as f:
     rss_before_kib = int(f.read().split()[1]) * resource.getpagesize() / 1024
 t0 = time.perf_counter()
 if mode == "parse":
     with open(path, "rb") as f:
         table = read(f, path)
-    extra = {{"samples": table.samples, "stacks": len(table)}}
+    extra = {{"samples": table.samples, "stacks": len(table), "hot_loop": HOT_LOOP}}
 else:
     lines = 0
     with open(path, "rb") as f:
@@ -96,7 +96,8 @@ def main() -> None:
         print(f"perf_script.read     : {size / parse['seconds']:7.1f} MB/s  "
               f"({parse['seconds']:.2f} s, peak RSS {parse['rss_mib']:.0f} MiB of which "
               f"{parse['rss_before_mib']:.0f} MiB before parsing, "
-              f"{parse['samples']} samples, {parse['stacks']} distinct stacks)")
+              f"{parse['samples']} samples, {parse['stacks']} distinct stacks; hot loop in "
+              f"{parse['hot_loop']}: ADVISOR_PURE_PYTHON=1 for the other)")
         print(f"  first copy (cold)  : {one_mb / cold['seconds']:7.1f} MB/s  "
               f"({cold['seconds']:.3f} s, peak RSS {cold['rss_mib']:.0f} MiB)")
         print(f"plain chunked read   : {size / floor['seconds']:7.1f} MB/s  "
