@@ -39,10 +39,11 @@ def load(path: str | Path, *, comm: str | None = None, pid: int | None = None,
     if event is not None and event not in table.events:
         from .parse.perf_script import event_base
 
-        if event_base(event) not in table.events:
-            known = ", ".join(sorted(table.events)) or "none"
-            raise InputError(f"event {event!r} is not in the recording (events: {known})", str(path))
+        named = event
         event = event_base(event)  # as perf prints it, with its modifiers: cpu-clock:ppp
+        if event not in table.events:
+            known = ", ".join(sorted(table.events)) or "none"
+            raise InputError(f"event {named!r} is not in the recording (events: {known})", str(path))
     profile = Profile(table, event=event, comm=comm, pid=pid)
     return Evidence(profile, system, counters, meta, str(path), missing)
 

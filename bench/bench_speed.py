@@ -104,6 +104,12 @@ print(json.dumps([m for m in ("pandas", "numpy", "jsonschema", "networkx", "rich
 """
 
 
+def hot_loop() -> str:
+    """Which loop the parser runs here: "C" (advisor/parse/_fast_blocks.c built) or "Python"."""
+    run = benchlib.run_child([PYTHON, "-c", HOT_LOOP_CHILD.format(repo=str(REPO))], capture=True)
+    return run.stdout.decode().strip()
+
+
 def parse_child(path: Path, pure: bool = False) -> tuple[float, dict]:
     """(peak RSS, what PARSE_CHILD printed); `pure`: with the pure-Python hot loop."""
     run = benchlib.run_child([PYTHON, "-c", PARSE_CHILD.format(repo=str(REPO)), str(path)],
@@ -123,15 +129,16 @@ def bench_parse(label: str, text: Path, perf_data: Path | None, baseline: str, p
     print(f"\n[parse] {label}: {text.name}, {size:.0f} MB")
     ours, theirs, ratios, rss, pure = [], [], [], [], []
     info = {}
+    loops = ("ours", "pure") if hot_loop() == "C" else ("ours",)  # the pure-Python loop beside C
     for rep in range(reps):
-        # the pure-Python loop beside the C one (if built), before it every other repetition
-        if rep % 2 and info.get("hot_loop") == "C":
-            pure.append(parse_child(text, pure=True)[1]["seconds"])
-        child_rss, info = parse_child(text)
-        ours.append(info["seconds"])
-        rss.append(child_rss)
-        if rep % 2 == 0 and info["hot_loop"] == "C":
-            pure.append(parse_child(text, pure=True)[1]["seconds"])
+        for loop in loops if rep % 2 == 0 else reversed(loops):  # ABBA
+            child_rss, parsed = parse_child(text, pure=loop == "pure")
+            if loop == "pure":
+                pure.append(parsed["seconds"])
+            else:
+                info = parsed
+                ours.append(info["seconds"])
+                rss.append(child_rss)
         if baseline == "perl":
             base = benchlib.run_child(["perl", str(perl), str(text)])
         elif perf_data is not None:
@@ -175,17 +182,16 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     cold = benchlib.run_child(advise, env=cache_env).seconds
     print(f"  first advise analyze, rule files not yet validated (imports jsonschema): {cold:.2f} s; "
           f"the repetitions below find them in the cache")
-    hot_loop = benchlib.run_child([PYTHON, "-c", HOT_LOOP_CHILD.format(repo=str(REPO))],
-                                  capture=True).stdout.decode().strip()
+    loop = hot_loop()
     pure_env = {**cache_env, "ADVISOR_PURE_PYTHON": "1"}
-    print(f"  the parser's hot loop: {hot_loop}" + ("; `advise analyze --format json` also runs with "
-          "ADVISOR_PURE_PYTHON=1 (its pure-Python loop) for comparison" if hot_loop == "C" else
+    print(f"  the parser's hot loop: {loop}" + ("; `advise analyze --format json` also runs with "
+          "ADVISOR_PURE_PYTHON=1 (its pure-Python loop) for comparison" if loop == "C" else
           " (advisor/parse/_fast_blocks.c was not built)"))
     perf_t, perf_ours, ours, terminal, pure, rss = [], [], [], [], [], []
     perf_cpu, ours_cpu, pure_cpu = [], [], []  # CPU seconds: less noisy than wall time on a shared machine
     for rep in range(reps):
         # ABBA: the order flips every repetition, so that drift of a shared machine cancels
-        order = ("plain", "ours", "advise", "terminal") + (("pure",) if hot_loop == "C" else ())
+        order = ("plain", "ours", "advise", "terminal") + (("pure",) if loop == "C" else ())
         for which in order if rep % 2 == 0 else reversed(order):
             if which == "plain":
                 run = benchlib.run_child(plain, env=env)

@@ -24,7 +24,7 @@ from hypothesis import given
 
 from advisor.model import StackTable
 from advisor.parse import perf_script
-from tests.test_fuzz import FUZZ, perf_script_texts, retimed_samples
+from tests.test_fuzz import FUZZ, perf_script_texts, python_loop, retimed_samples
 
 try:
     from advisor.parse._fast_blocks import count_blocks as c_count_blocks
@@ -40,7 +40,7 @@ CAN_BUILD = (shutil.which("cc") or shutil.which("gcc")) and \
 def test_the_c_loop_is_built_where_a_compiler_is():
     """`make setup` builds it where it can (setup.py, optional): a silent fallback would go unseen."""
     importlib.import_module("advisor.parse._fast_blocks")
-    assert perf_script.HOT_LOOP == "C"
+    assert perf_script.HOT_LOOP == ("Python" if os.environ.get("ADVISOR_PURE_PYTHON") else "C")
 
 
 class Misses:
@@ -71,8 +71,7 @@ def filled_parser(data: bytes) -> perf_script._Parser:
     """A parser that has read `data` with the pure-Python loop: its caches as a parse fills them."""
     parser = perf_script._Parser("c.txt", StackTable("c.txt"))
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(perf_script, "count_blocks", perf_script.py_count_blocks)
+        with python_loop():
             parser.run(io.BytesIO(data))
     except perf_script.InputError:
         pass  # the caches hold what was read before the error

@@ -198,18 +198,23 @@ def test_perf_script_result_does_not_depend_on_how_the_stream_is_cut(data, sizes
     assert cut == whole
 
 
+def python_loop():
+    """The parser's pure-Python hot loop in use within the block, whichever `count_blocks` is built."""
+    return unittest.mock.patch.object(perf_script, "count_blocks", perf_script.py_count_blocks)
+
+
 def without_caches(read):
     """`read()` with every cache of the parser missing every time: the line machine and the
     regexes decide everything. (The C hot loop reads the caches' dicts directly: the
     pure-Python one, which goes through `get`, stands in for it.)"""
     with unittest.mock.patch.object(perf_script._Cache, "get", lambda self, key, default=None: default), \
-            unittest.mock.patch.object(perf_script, "count_blocks", perf_script.py_count_blocks):
+            python_loop():
         return outcome(read)
 
 
 def with_python_loop(read):
-    """`read()` with the pure-Python hot loop, whichever `count_blocks` is in use."""
-    with unittest.mock.patch.object(perf_script, "count_blocks", perf_script.py_count_blocks):
+    """`read()` with the pure-Python hot loop."""
+    with python_loop():
         return outcome(read)
 
 
