@@ -5,10 +5,10 @@ The same path serves `advise analyze`, `advise run` (after it has collected) and
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from . import __version__
+from .background import Background
 from .bundle import open_bundle, read_samples
 from .engine.evaluate import evaluate
 from .engine.rules import Rule, load_rules
@@ -268,32 +268,10 @@ def analyze(path: str | Path, *, comm: str | None = None, pid: int | None = None
     """
     # The rules load while the samples are read: perf script spends its first ~0.1 s loading
     # symbols before it prints anything, time the main thread only waits.
-    rules = _Background(load_rules, Path(rules_dir) if rules_dir else None)
+    rules = Background(load_rules, Path(rules_dir) if rules_dir else None)
     try:
         evidence = load(path, comm=comm, pid=pid, event=event)
     finally:
         rules.join()  # a bad input is reported before a bad rule, as in sequence
     return analyze_evidence(evidence, rules.result())
 
-
-class _Background(threading.Thread):
-    """`function(*args)` in a thread of its own; result() returns its value or raises its error."""
-
-    def __init__(self, function, *args):
-        super().__init__(name=f"advisor-{function.__name__}", daemon=True)
-        self._call = (function, args)
-        self._value = self._error = None
-        self.start()
-
-    def run(self) -> None:
-        function, args = self._call
-        try:
-            self._value = function(*args)
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-
-    def result(self):
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value

@@ -163,8 +163,18 @@ def renderer(fmt: str):
     return importlib.import_module(f".report.{RENDERERS[fmt]}", __package__)
 
 
-def render_result(result, fmt: str, output: Path | None) -> None:
-    """Write an analysis Result in one format to stdout or (atomically) to `output`."""
+def terminal_console(output: Path | None):
+    """Where the terminal report prints: stdout, or a 100-column recording for `output`."""
+    from rich.console import Console
+
+    if output is None:
+        return Console()
+    return Console(record=True, width=100, file=open(os.devnull, "w"))
+
+
+def render_result(result, fmt: str, output: Path | None, console=None) -> None:
+    """Write an analysis Result in one format to stdout or (atomically) to `output` (a terminal
+    report on `console` when given, as terminal_console(output) makes it)."""
     module = renderer(fmt)
     if fmt == "html":
         text = module.render(result)
@@ -182,13 +192,10 @@ def render_result(result, fmt: str, output: Path | None) -> None:
             write_atomically(rollback_path(output), rollback_text)
             text = apply_text
     elif fmt == "terminal":
-        from rich.console import Console
-
-        if output is None:
-            module.render(result, Console())
-            return
-        console = Console(record=True, width=100, file=open(os.devnull, "w"))
+        console = console or terminal_console(output)
         module.render(result, console)
+        if output is None:
+            return
         text = console.export_text()
     else:
         text = module.render(result)
@@ -207,15 +214,21 @@ def cmd_analyze(args) -> int:
     refuse_overwriting(args.output, output_format, [args.path])
     with perf_data.started_early(args.path):
         # while perf loads its symbols (~0.15 s): the analysis and the report's imports, so that
-        # none of them waits for perf's last line
+        # none of them waits for perf's last line; a terminal's highlighting is prepared while
+        # perf writes (its first use costs ~30 ms: see report.terminal.prepare)
         from .analysis import analyze
+        from .background import Background
 
-        renderer(output_format)
+        module = renderer(output_format)
+        console = terminal_console(args.output) if output_format == "terminal" else None
+        prepared = Background(module.prepare, console) if console is not None else None
         result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
     if args.export:
         write_atomically(args.output, renderer("export").render(result.profile, args.export))
     else:
-        render_result(result, args.format, args.output)
+        if prepared is not None:
+            prepared.result()
+        render_result(result, args.format, args.output, console)
     return gate(result.data, args.fail_on_gain)
 
 

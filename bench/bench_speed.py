@@ -10,8 +10,10 @@
    FlameGraph's stackcollapse-perf.pl (found on PATH or in $FLAMEGRAPH_DIR; never fetched).
    Without it, `perf report --stdio` on the same perf.data stands in, and the output says so.
 2. End to end: `advise analyze perf.data`, with the default terminal report and with `--format
-   json`, against `perf script` on the same file, all writing to /dev/null; then where the time
-   of one `advise analyze --format json` goes, stage by stage, measured in one process.
+   json`, against `perf script` on the same file, all writing to /dev/null, and the terminal
+   report once more on a pseudo-terminal (what a user at a terminal waits for: colour and
+   highlighted commands); then where the time of one `advise analyze --format json` goes, stage
+   by stage, measured in one process.
 
 Each measurement runs in its own child process, repeated --reps times with the two sides of a
 ratio interleaved (the machine is shared: figures are min / median / max over repetitions,
@@ -32,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import MB, PARSE_CHILD, PYTHON, REPO, spread  # noqa: E402
 
+
+#: The terminal the pseudo-terminal runs claim to be: 256 colours, as most terminal emulators say.
+TTY_ENV = {"TERM": "xterm-256color", "NO_COLOR": ""}  # empty: an inherited NO_COLOR turns colour off
 
 # Stages of one `advise analyze perf.data`, one after the other, both reports rendered. (The CLI
 # imports and loads the rules while perf script loads symbols, and ends with os._exit: see
@@ -187,11 +192,11 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     print(f"  the parser's hot loop: {loop}" + ("; `advise analyze --format json` also runs with "
           "ADVISOR_PURE_PYTHON=1 (its pure-Python loop) for comparison" if loop == "C" else
           " (advisor/parse/_fast_blocks.c was not built)"))
-    perf_t, perf_ours, ours, terminal, pure, rss = [], [], [], [], [], []
+    perf_t, perf_ours, ours, terminal, on_tty, pure, rss = [], [], [], [], [], [], []
     perf_cpu, ours_cpu, pure_cpu = [], [], []  # CPU seconds: less noisy than wall time on a shared machine
     for rep in range(reps):
         # ABBA: the order flips every repetition, so that drift of a shared machine cancels
-        order = ("plain", "ours", "advise", "terminal") + (("pure",) if loop == "C" else ())
+        order = ("plain", "ours", "advise", "terminal", "tty") + (("pure",) if loop == "C" else ())
         for which in order if rep % 2 == 0 else reversed(order):
             if which == "plain":
                 run = benchlib.run_child(plain, env=env)
@@ -201,6 +206,10 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
                 perf_ours.append(benchlib.run_child(ours_cmd, env=env).seconds)
             elif which == "terminal":
                 terminal.append(benchlib.run_child(advise_terminal, env=cache_env).seconds)
+            elif which == "tty":  # what a user at a terminal waits for: colour, highlighted commands
+                with benchlib.terminal() as tty:
+                    on_tty.append(benchlib.run_child(advise_terminal, env={**cache_env, **TTY_ENV},
+                                                     stdout=tty).seconds)
             elif which == "pure":
                 run = benchlib.run_child(advise, env=pure_env)
                 pure.append(run.seconds)
@@ -216,9 +225,11 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     print(f"  advise analyze perf.data --format json > /dev/null: {spread(ours)} s "
           f"(peak RSS {spread(rss, '{:.0f}')} MiB)")
     print(f"  advise analyze perf.data > /dev/null (the terminal report): {spread(terminal)} s")
+    print(f"  advise analyze perf.data on a terminal (a 100-column pseudo-terminal, TERM="
+          f"{TTY_ENV['TERM']}: colour, highlighted commands): {spread(on_tty)} s")
     if pure:
         print(f"  ADVISOR_PURE_PYTHON=1 advise analyze perf.data --format json > /dev/null: {spread(pure)} s")
-    for label, times in (("--format json", ours), ("terminal report", terminal),
+    for label, times in (("--format json", ours), ("terminal report", terminal), ("on a terminal", on_tty),
                          ("--format json, pure-Python loop", pure)):
         if not times:
             continue

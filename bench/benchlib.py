@@ -76,6 +76,36 @@ def _wait4(proc: subprocess.Popen, timeout: float):
 
 
 @contextmanager
+def terminal(columns: int = 100, rows: int = 50) -> Iterator[int]:
+    """A pseudo-terminal for a child's stdout, as a user's terminal would be: yields its child end
+    (pass it as run_child's stdout). A thread reads everything written to it at once, as a
+    terminal does: a pseudo-terminal holds only a few KiB, and a writer it blocked would be timed."""
+    import fcntl
+    import struct
+    import termios
+    import threading
+
+    master, child_end = os.openpty()
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def drain() -> None:
+        try:
+            while os.read(master, 1 << 16):
+                pass
+        except OSError:  # EIO: every writer has closed its end
+            pass
+
+    reader = threading.Thread(target=drain, name="bench-terminal", daemon=True)
+    reader.start()
+    try:
+        yield child_end
+    finally:
+        os.close(child_end)
+        reader.join(timeout=10)
+        os.close(master)
+
+
+@contextmanager
 def scratch_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
     """A temporary directory for one bench run, removed at the end (also on an error) unless `keep`."""
     directory = Path(tempfile.mkdtemp(prefix=prefix))

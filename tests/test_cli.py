@@ -3,9 +3,14 @@
 import gzip
 import json
 import os
+import pty
+import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +75,59 @@ def test_markdown_and_terminal_formats(recording, tmp_path):
     assert "netfilter" in text and "iptables-save" in text
     proc = advise("analyze", recording)
     assert proc.returncode == 0 and "netfilter" in proc.stdout
+
+
+def test_analyze_prepares_the_terminal_it_prints_on(recording, monkeypatch, capsys):
+    """The console handed to prepare() while the samples are read is the one the report is
+    printed on (preparing another would prepare nothing)."""
+    from advisor import cli
+    from advisor.report import terminal
+
+    prepared, printed = [], []
+    monkeypatch.setattr(terminal, "prepare", prepared.append)
+    real_render = terminal.render
+    monkeypatch.setattr(terminal, "render", lambda result, console: (printed.append(console),
+                                                                     real_render(result, console)))
+    assert cli.main(["analyze", str(recording)]) == 0
+    assert len(prepared) == 1 and printed == prepared
+    assert "netfilter" in capsys.readouterr().out
+    assert cli.main(["analyze", str(recording), "--format", "json"]) == 0
+    assert len(prepared) == 1  # nothing to prepare for JSON
+
+
+def test_analyze_on_a_terminal_highlights_and_reads_as_on_a_pipe(recording):
+    """On a pseudo-terminal the report has colour and highlighted commands; without the escape
+    sequences it is the text a pipe gets."""
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: advise on the terminal
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "advisor.cli", "analyze", str(recording)], env)
+        finally:
+            os._exit(127)
+    chunks, deadline = [], time.monotonic() + 60
+    while True:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            os.kill(pid, signal.SIGKILL)  # a hang: fail below, leave no process behind
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child has closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    shown = b"".join(chunks).decode()
+    assert "\x1b[" in shown
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown).replace("\r\n", "\n")
+    piped = subprocess.run([sys.executable, "-m", "advisor.cli", "analyze", str(recording)],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert piped.returncode == 0 and "\x1b[" not in piped.stdout
+    assert plain == piped.stdout
 
 
 def test_comm_filter_with_no_match_is_not_an_error(recording):

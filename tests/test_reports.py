@@ -346,6 +346,46 @@ def test_terminal_colours_risk_on_a_colour_terminal(result):
     assert "\x1b[" in console.file.getvalue()
 
 
+_FIRST_USE = """
+import io, json, sys
+from rich.console import Console
+from advisor.report import terminal
+result = json.load(open(sys.argv[1]))
+console = Console(file=io.StringIO(), width=100, force_terminal=%s, color_system=%s)
+terminal.prepare(console)
+before = set(sys.modules)
+shell = sys.modules.get("pygments.lexers.shell")
+compiled = shell is not None and "_tokens" in vars(shell.BashLexer)
+terminal.render(result, console)
+print(json.dumps({"new": sorted(set(sys.modules) - before), "compiled": compiled,
+                  "syntax": "rich.syntax" in before, "coloured": "\\x1b[" in console.file.getvalue()}))
+"""
+
+
+def _first_use(colour: bool) -> dict:
+    """What a fresh interpreter imports and compiles when it renders after prepare()."""
+    code = _FIRST_USE % (("True", '"truecolor"') if colour else ("False", "None"))
+    proc = subprocess.run([sys.executable, "-c", code, str(FIXTURE)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_terminal_prepare_pays_the_highlightings_first_use():
+    """`advise analyze` calls prepare() while perf writes: the rendering after it imports nothing
+    and compiles no lexer (without it, ~30 ms of the report on a terminal, after perf's last line)."""
+    seen = _first_use(colour=True)
+    assert seen["coloured"] and seen["compiled"]
+    assert seen["new"] == []
+
+
+def test_terminal_prepare_without_colour_leaves_pygments_alone():
+    """Without colour nothing is highlighted: pygments is not even imported."""
+    seen = _first_use(colour=False)
+    assert not seen["coloured"] and not seen["syntax"]
+    assert seen["new"] == []
+
+
 def test_terminal_prints_markup_like_text_literally(result):
     result["recommendations"][0]["evidence"] = ["[bold]ipt_do_table[/] in [kernel.kallsyms] :warning:"]
     text = _plain(result)
