@@ -487,9 +487,11 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
         say(str(exc))
         return exc.exit_code, command
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (advisor.stop_signals)
-        signum = getattr(exc, "signum", 2)
-        say("interrupted" if signum == 2 else f"stopped by signal {signum}")
-        return 128 + signum, command
+        from .stop_signals import how_it_stopped
+
+        code, message = how_it_stopped(exc)
+        say(message)
+        return code, command
     except BrokenPipeError:
         return 0, command
     except (MemoryError, RuntimeError) as exc:  # a limit of the machine (ulimit -v), not a bug

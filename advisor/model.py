@@ -40,7 +40,7 @@ class StackTable:
         self.time_first: float | None = None
         self.time_last: float | None = None
         self.warnings: list[str] = []
-        self._warned: set[str] = set()
+        self._warned: dict[str, str] = {}  # kind -> its message, as warnings lists them
 
     def add(self, key: StackKey, count: int = 1, period: int = 0) -> None:
         """Add `count` samples of `key`; a missing period weighs 1 per sample."""
@@ -69,13 +69,41 @@ class StackTable:
         """Record a warning once per kind (e.g. 'orphan frame'), keeping the first location."""
         if not self.wants_warning(kind):
             return
-        self._warned.add(kind)
+        self._warned[kind] = message
         self.warnings.append(message)
 
     def wants_warning(self, kind: str) -> bool:
         """Whether a warning of `kind` would be recorded: a message that costs something to
         build (an excerpt of a bad line) is built only then, not once per bad line."""
         return kind not in self._warned and len(self.warnings) < self.MAX_WARNINGS
+
+    def absorb(self, part: "StackTable") -> None:
+        """Add the samples and warnings of `part`, a later stretch of the same recording (a time
+        slice): rows new to this table come after its own, as one reading of the whole would have
+        put them. `part` is emptied (its row lists move here)."""
+        rows, events = self.rows, self.events
+        for key, row in part.rows.items():
+            mine = rows.get(key)
+            if mine is None:
+                rows[key] = row
+            else:
+                mine[0] += row[0]
+                mine[1] += row[1]
+        part.rows = {}
+        for event, (count, weight) in part.events.items():
+            totals = events.get(event)
+            if totals is None:
+                events[event] = [count, weight]
+            else:
+                totals[0] += count
+                totals[1] += weight
+        for event, has in part.has_period.items():
+            self.has_period.setdefault(event, has)
+        for t in (part.time_first, part.time_last):
+            if t is not None:
+                self.see_time(t)
+        for kind, message in part._warned.items():
+            self.warn(kind, message)
 
     @property
     def samples(self) -> int:

@@ -9,28 +9,33 @@ started early: `analyze` then starts perf itself and reports what is wrong.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> int:
-    from .stop_signals import handle_as_interrupt
+    from .stop_signals import handle_as_interrupt, how_it_stopped
 
     handle_as_interrupt()  # before anything is started: SIGTERM cleans up as Ctrl-C does
     words = sys.argv[1:]
-    early = None
-    if words[:1] == ["analyze"]:
-        from .parse import perf_spawn
-
-        candidates = [w for w in words[1:] if not w.startswith("-") and perf_spawn.is_perf_data(w)]
-        if len(candidates) == 1:  # the file to analyse (an option's value is never a perf.data)
-            early = perf_spawn.start_early(candidates[0])
     try:
+        if words[:1] == ["analyze"]:
+            from .parse import perf_spawn
+
+            candidates = [w for w in words[1:] if not w.startswith("-") and perf_spawn.is_perf_data(w)]
+            if len(candidates) == 1:  # the file to analyse (an option's value is never a perf.data)
+                perf_spawn.start_early(candidates[0])
         from .cli import main as run_command
 
         return run_command()
+    except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal before the command took over
+        code, message = how_it_stopped(exc)
+        os.write(2, f"advise: {message}\n".encode())
+        return code
     finally:
-        if early is not None:
-            perf_spawn.discard_early(early)  # when `analyze` did not take it (an error)
+        spawn = sys.modules.get("advisor.parse.perf_spawn")
+        if spawn is not None:
+            spawn.discard_early()  # what `analyze` did not take: an error, an interrupt
 
 
 if __name__ == "__main__":

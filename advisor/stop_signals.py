@@ -32,3 +32,9 @@ def handle_as_interrupt() -> None:
 
 def _raise_terminated(signum, frame) -> None:
     raise Terminated(signum)
+
+
+def how_it_stopped(exc: KeyboardInterrupt) -> tuple[int, str]:
+    """(exit code, what to say) for Ctrl-C or a stop signal: 128 + the signal, as a shell says."""
+    signum = getattr(exc, "signum", _signal.SIGINT)
+    return 128 + signum, "interrupted" if signum == _signal.SIGINT else f"stopped by signal {signum}"

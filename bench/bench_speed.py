@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import MB, PARSE_CHILD, PYTHON, REPO, spread  # noqa: E402
 
+from advisor.parse.perf_spawn import time_slices  # noqa: E402  (benchlib put the repository on the path)
+
 
 #: The terminal the pseudo-terminal runs claim to be: 256 colours, as most terminal emulators say.
 TTY_ENV = {"TERM": "xterm-256color", "NO_COLOR": ""}  # empty: an inherited NO_COLOR turns colour off
@@ -192,11 +194,19 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
     print(f"  the parser's hot loop: {loop}" + ("; `advise analyze --format json` also runs with "
           "ADVISOR_PURE_PYTHON=1 (its pure-Python loop) for comparison" if loop == "C" else
           " (advisor/parse/_fast_blocks.c was not built)"))
-    perf_t, perf_ours, ours, terminal, on_tty, pure, rss = [], [], [], [], [], [], []
+    slices = time_slices(perf_data)
+    split = slices != [None]
+    print("  perf script runs: " + (f"{len(slices)} side by side, one per time slice ("
+                                   + ", ".join(f"--time {s}" for s in slices) + "); `--format json` "
+                                   "also runs with ADVISOR_PERF_SLICES=1 (one perf) for comparison"
+                                   if split else "one for the whole file (see perf_spawn.time_slices)"))
+    one_perf_env = {**cache_env, "ADVISOR_PERF_SLICES": "1"}
+    perf_t, perf_ours, ours, terminal, on_tty, pure, rss, one_perf = [], [], [], [], [], [], [], []
     perf_cpu, ours_cpu, pure_cpu = [], [], []  # CPU seconds: less noisy than wall time on a shared machine
     for rep in range(reps):
         # ABBA: the order flips every repetition, so that drift of a shared machine cancels
-        order = ("plain", "ours", "advise", "terminal", "tty") + (("pure",) if loop == "C" else ())
+        order = (("plain", "ours", "advise", "terminal", "tty") + (("pure",) if loop == "C" else ())
+                 + (("one",) if split else ()))
         for which in order if rep % 2 == 0 else reversed(order):
             if which == "plain":
                 run = benchlib.run_child(plain, env=env)
@@ -210,6 +220,8 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
                 with benchlib.terminal() as tty:
                     on_tty.append(benchlib.run_child(advise_terminal, env={**cache_env, **TTY_ENV},
                                                      stdout=tty).seconds)
+            elif which == "one":
+                one_perf.append(benchlib.run_child(advise, env=one_perf_env).seconds)
             elif which == "pure":
                 run = benchlib.run_child(advise, env=pure_env)
                 pure.append(run.seconds)
@@ -229,8 +241,11 @@ def bench_end_to_end(perf_data: Path, reps: int, cache: Path) -> None:
           f"{TTY_ENV['TERM']}: colour, highlighted commands): {spread(on_tty)} s")
     if pure:
         print(f"  ADVISOR_PURE_PYTHON=1 advise analyze perf.data --format json > /dev/null: {spread(pure)} s")
+    if one_perf:
+        print(f"  ADVISOR_PERF_SLICES=1 advise analyze perf.data --format json > /dev/null: {spread(one_perf)} s; "
+              f"time in slices / one perf: {spread([a / b for a, b in zip(ours, one_perf)])}")
     for label, times in (("--format json", ours), ("terminal report", terminal), ("on a terminal", on_tty),
-                         ("--format json, pure-Python loop", pure)):
+                         ("--format json, pure-Python loop", pure), ("--format json, one perf", one_perf)):
         if not times:
             continue
         ratios = [a / b for a, b in zip(times, perf_t)]  # each against the perf run beside it

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -238,7 +239,8 @@ def test_the_installed_advise_command_starts_perf_before_importing_re(recording)
 
 def test_the_advise_program_starts_perf_before_its_imports_and_analyze_takes_it_over(recording):
     """`advise analyze perf.data`: perf is spawned before argparse, subprocess or the command line
-    are imported, exactly once (analyze reads that process), and the report is complete."""
+    are imported, exactly once per time slice (analyze reads those processes), and the report is
+    complete."""
     child = r"""
 import json, os, sys
 sys.argv = ["advise", "analyze", sys.argv[1], "--format", "json"]
@@ -253,14 +255,18 @@ perf_spawn.Spawned.__init__ = spy
 from advisor.program import main
 sys.exit(main())
 """
-    done = subprocess.run([sys.executable, "-c", child, str(recording)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    spawns = [line for line in done.stderr.splitlines() if line.startswith("SPAWN ")]
-    assert spawns == ["SPAWN []"]  # once, and before any of those imports
     import json
 
-    assert json.loads(done.stdout)["profile"]["samples"] > 0
+    reports = {}
+    for slices in ("1", "3"):  # one perf, or three side by side (time slices): each before the imports
+        done = subprocess.run([sys.executable, "-c", child, str(recording)], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "ADVISOR_PERF_SLICES": slices})
+        assert done.returncode == 0, done.stderr
+        spawns = [line for line in done.stderr.splitlines() if line.startswith("SPAWN ")]
+        assert spawns == ["SPAWN []"] * int(slices)  # before any of those imports, and only then
+        reports[slices] = json.loads(done.stdout)
+    assert reports["1"]["profile"]["samples"] > 0
+    assert reports["3"] == reports["1"]  # the same report, whichever way perf read the file
 
 
 def test_the_advise_program_starts_nothing_early_for_text_or_a_missing_file(tmp_path):
@@ -297,3 +303,231 @@ def test_a_perf_data_through_a_pipe_is_refused_and_nothing_early_reads_it(record
     assert (done.returncode, done.stdout) == (2, b"")
     assert done.stderr == (b"advise: /dev/stdin: a perf.data through a pipe: perf script reads only the "
                            b"file itself (give its path)\n")
+
+
+# ---- time slices: several perf script processes side by side ---------------------------------
+
+def _patched_copy(recording: Path, directory: Path, name: str, patch) -> Path:
+    """A copy of `recording` whose bytes `patch(bytearray)` has changed (its header, here)."""
+    data = bytearray(recording.read_bytes())
+    patch(data)
+    out = directory / name
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _u64(data, at: int) -> int:
+    return int.from_bytes(data[at:at + 8], "little")
+
+
+def _sample_time_section(data) -> int:
+    """Offset of the SAMPLE_TIME feature's (first, last) sample times in a perf.data file."""
+    features = int.from_bytes(data[72:104], "little")
+    index = bin(features & ((1 << 21) - 1)).count("1")
+    return _u64(data, _u64(data, 40) + _u64(data, 48) + 16 * index)
+
+
+def test_time_slices_split_only_a_large_recording_or_when_asked(recording, monkeypatch):
+    from advisor.parse import perf_spawn
+
+    monkeypatch.delenv("ADVISOR_PERF_SLICES", raising=False)
+    assert perf_spawn.time_slices(recording) == [None]  # small: one perf
+    monkeypatch.setattr(perf_spawn, "SLICE_BYTES", 1)  # as large as there are CPUs
+    cpus = min(len(os.sched_getaffinity(0)), perf_spawn.MAX_SLICES)
+    assert len(perf_spawn.time_slices(recording)) == (cpus if cpus > 1 else 1)
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "3")
+    assert perf_spawn.time_slices(recording) == ["0%-33.33333333%", "33.33333333%-66.66666667%",
+                                                 "66.66666667%-100%"]
+    for wanted in ("1", "0", "x", ""):
+        monkeypatch.setenv("ADVISOR_PERF_SLICES", wanted)
+        monkeypatch.setattr(perf_spawn, "SLICE_BYTES", 1 << 40)
+        assert perf_spawn.time_slices(recording) == [None]
+
+
+def test_time_slices_only_where_perf_splits_exactly(recording, tmp_path, monkeypatch):
+    """perf refuses percentages without the header's sample times, puts a sample without a time in
+    every slice, and a range narrower than its nanosecond gap would overlap the next: one perf."""
+    from advisor.parse import perf_spawn
+
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
+    assert perf_spawn.time_slices(recording) == ["0%-50%", "50%-100%"]
+
+    def no_sample_time_feature(data):
+        data[72 + 2] &= ~(1 << 5)  # feature bit 21
+
+    def an_event_without_time(data):
+        attrs = _u64(data, 24)
+        data[attrs + 24] &= ~(1 << 2)  # PERF_SAMPLE_TIME of the first event
+
+    def one_instant(data):
+        at = _sample_time_section(data)
+        data[at + 8:at + 16] = data[at:at + 8]  # last sample time = first
+
+    def a_short_header(data):
+        del data[64:]
+
+    for patch in (no_sample_time_feature, an_event_without_time, one_instant, a_short_header):
+        copy = _patched_copy(recording, tmp_path, patch.__name__ + ".data", patch)
+        assert perf_spawn.time_slices(copy) == [None], patch.__name__
+    assert perf_spawn.time_slices(tmp_path / "absent.data") == [None]
+    fifo = tmp_path / "fifo.data"
+    os.mkfifo(fifo)
+    looked = []
+    reader = threading.Thread(target=lambda: looked.append(perf_spawn.time_slices(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert looked == [[None]]  # at once: a FIFO is not opened (that waits for a writer)
+    piped = tmp_path / "piped.data"  # perf record -o -: the pipe form, no sections
+    with open(piped, "wb") as out:
+        done = subprocess.run(["perf", "record", "-q", "-F", "999", "-o", "-", "--", sys.executable, "-c",
+                               "sum(range(10**6))"], stdout=out, stderr=subprocess.PIPE, timeout=60)
+    if done.returncode == 0 and piped.stat().st_size > 16:
+        assert perf_spawn.time_slices(piped) == [None]
+
+
+@pytest.mark.parametrize("slices", ["2", "3"])
+def test_a_read_in_time_slices_gives_what_one_perf_gives(recording, monkeypatch, slices):
+    """Every sample in exactly one slice, and the rows in the order of one perf's output."""
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "1")
+    whole = perf_data.read(recording)
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", slices)
+    with perf_data.started_early(recording):
+        assert len(perf_children()) == int(slices)
+        sliced = perf_data.read(recording)
+        assert perf_children() == []
+    assert list(sliced.rows.items()) == list(whole.rows.items()) and sliced.rows
+    assert (sliced.events, sliced.has_period, sliced.warnings) == (whole.events, whole.has_period, whole.warnings)
+    assert (sliced.time_first, sliced.time_last, sliced.source) == (whole.time_first, whole.time_last,
+                                                                   whole.source)
+
+
+def test_a_failing_slice_stops_every_perf_and_its_own_error_is_raised(recording, monkeypatch):
+    from advisor.parse import perf_script
+
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "3")
+    real_read = perf_script.read
+
+    def read(stream, source, *args, **kwargs):
+        if "33.33333333%-66.66666667%" in source:
+            raise InputError("the middle slice is broken", source, 7)
+        return real_read(stream, source, *args, **kwargs)
+
+    monkeypatch.setattr(perf_script, "read", read)
+    with pytest.raises(InputError, match="the middle slice is broken") as err:
+        perf_data.read(recording)
+    assert err.value.path.endswith("(perf script --time 33.33333333%-66.66666667%)")
+    assert perf_children() == []
+
+
+def test_a_timeout_while_reading_slices_leaves_no_perf(recording, monkeypatch):
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
+    with pytest.raises(InputError, match="did not finish within"):
+        perf_data.read(recording, timeout=0.001)
+    assert perf_children() == []
+
+
+@pytest.mark.parametrize("slices", ["1", "2"])
+def test_ctrl_c_at_any_moment_of_a_read_leaves_no_perf(recording, monkeypatch, slices):
+    """Ctrl-C while perf starts (a KeyboardInterrupt between posix_spawn's return and the list that
+    keeps the process lost it: found this way), loads symbols, writes, or its readers start."""
+    import _thread
+
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", slices)
+    for delay in [i / 1000 for i in range(0, 12, 2)] + [0.02, 0.04, 0.07, 0.1, 0.13]:
+        timer = threading.Timer(delay, _thread.interrupt_main)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                timer.start()
+                perf_data.read(recording)
+                time.sleep(5)  # the read was faster than the timer: be interrupted here
+        finally:
+            timer.cancel()
+            timer.join()
+        assert perf_children() == []
+
+
+def test_absorbing_a_later_slice_adds_its_rows_after_and_keeps_one_warning_per_kind():
+    from advisor.model import Frame, StackKey, StackTable
+
+    def key(comm):
+        return StackKey("cpu-clock", comm, 1, 1, 0, (Frame("main", "/bin/x", "user"),))
+
+    first, later = StackTable("rec"), StackTable("rec (later)")
+    first.add(key("a"), 2, 20)
+    first.add(key("b"), 1, 10)
+    first.see_time(5.0)
+    first.warn("orphan frame", "rec:3: orphan")
+    later.add(key("c"), 4, 40)
+    later.add(key("a"), 1, 10)
+    later.see_time(9.0)
+    later.see_time(7.0)
+    later.warn("orphan frame", "rec (later):8: orphan")
+    later.warn("long line", "rec (later):9: long")
+    first.absorb(later)
+    assert list(first.rows.items()) == [(key("a"), [3, 30]), (key("b"), [1, 10]), (key("c"), [4, 40])]
+    assert first.events == {"cpu-clock": [8, 80]} and first.has_period == {"cpu-clock": True}
+    assert (first.time_first, first.time_last, first.duration_s) == (5.0, 9.0, 4.0)
+    assert first.warnings == ["rec:3: orphan", "rec (later):9: long"]
+    assert later.rows == {} and first.source == "rec"
+
+
+def test_ctrl_c_deferred_holds_sigint_back_until_the_block_ends():
+    import signal
+
+    from advisor.parse.perf_spawn import CtrlCDeferred
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with CtrlCDeferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a KeyboardInterrupt would come here without the block
+            reached.append("end of the block")
+    assert reached == ["end of the block"]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    with CtrlCDeferred():  # nothing caught: nothing happens
+        pass
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(CtrlCDeferred().__enter__().previous))
+    worker.start()
+    worker.join()
+    assert outcome == [{}]  # another thread: handlers are the main thread's, left alone
+
+
+def test_ctrl_c_deferred_ends_the_process_on_a_held_default_sigterm():
+    code = ("import os, signal, sys\n"
+            "from advisor.parse.perf_spawn import CtrlCDeferred\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+            "with CtrlCDeferred():\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    print('inside', flush=True)\n"
+            "print('after', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -15 and done.stdout == "inside\n"
+
+
+def _perf_reading(path: Path) -> list[str]:
+    """perf processes (of anyone: an orphan's parent is init) reading `path`."""
+    done = subprocess.run(["pgrep", "-f", "-x", f".*perf script -i {path}.*"], capture_output=True, text=True)
+    return done.stdout.split()
+
+
+def test_a_stop_signal_at_any_moment_of_advise_analyze_leaves_no_perf_and_one_line(recording):
+    """SIGTERM while Python starts, perf starts early (in slices), the command line imports, or
+    the samples are read: one line and 128 + 15 (or, before advise could install its handler,
+    the signal's default), never a traceback, never a perf left reading the file."""
+    import signal
+
+    env = {**os.environ, "ADVISOR_PERF_SLICES": "2"}
+    for delay in (0.03, 0.05, 0.07, 0.09, 0.12, 0.2, 0.4):
+        proc = subprocess.Popen([*ADVISE_PROGRAM, "analyze", str(recording)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.communicate(timeout=60)[1]
+        assert proc.returncode in (143, -15, 0), (delay, stderr)  # 0: it had finished
+        assert "Traceback" not in stderr and stderr in ("", "advise: stopped by signal 15\n"), (delay, stderr)
+        deadline = time.monotonic() + 5
+        while _perf_reading(recording) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _perf_reading(recording) == [], delay

@@ -3,7 +3,8 @@
 perf is started by advisor.parse.perf_spawn (which also says which fields are asked for, and
 why). No temporary file holds the text: stdout is parsed as it comes, and perf is killed if
 parsing fails, is interrupted, or exceeds the timeout. Inline frames are kept unless
-`inline=False`.
+`inline=False`. A large recording is read in time slices, one perf and one parser each, added
+up in time order (read()).
 """
 
 from __future__ import annotations
@@ -24,12 +25,78 @@ DEFAULT_TIMEOUT_S = 900.0
 
 def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs: bool = False,
          inline: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> StackTable:
-    """Samples of a perf.data file, aggregated into `table` (a new one if None)."""
+    """Samples of a perf.data file, aggregated into `table` (a new one if None). A large
+    recording is read by several perf processes side by side, one per time slice (see
+    perf_spawn.time_slices), with the same result."""
     path = Path(path)
     table = table if table is not None else StackTable(str(path))
-    with perf_script_output(path, inline=inline, timeout=timeout) as stdout:
-        perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
+    procs: list[perf_spawn.Spawned] = []  # filled as each perf starts: an interrupt finds them here
+    try:
+        if not perf_spawn.take_early(path, inline, procs):
+            _start(path, inline, procs)
+        if len(procs) == 1:
+            with perf_script_output(path, inline=inline, timeout=timeout, proc=procs[0]) as stdout:
+                perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
+            return table
+        return _read_slices(path, procs, table, keep_addrs, timeout)
+    except BaseException:
+        perf_spawn.discard_processes(procs)  # whatever an error or Ctrl-C left running or open
+        raise
+
+
+def _read_slices(path: Path, procs: list[perf_spawn.Spawned], table: StackTable,
+                 keep_addrs: bool, timeout: float) -> StackTable:
+    """Parse each time slice's output in a thread of its own into a table of its own, then add
+    them up in time order: rows then come in the order one perf's output gives them.
+
+    The first slice to fail stops every perf, and its error is the one raised (the others'
+    are its consequence); Ctrl-C stops them all too. The parse itself runs one slice at a time
+    (Python's lock), which is enough: it keeps up with perf, and each perf has a CPU."""
+    from ..background import Background
+
+    stopping = threading.Event()
+    first_error: list[BaseException] = []
+
+    def stop_all() -> None:
+        stopping.set()
+        for proc in procs:
+            if proc.poll() is None:
+                kill_group(proc)
+
+    def read_slice(proc: perf_spawn.Spawned, part: StackTable) -> None:
+        if stopping.is_set():  # a Ctrl-C came while this thread started: the caller stops perf
+            return
+        try:
+            with perf_script_output(path, timeout=timeout, proc=proc) as stdout:
+                perf_script.read(stdout, part.source, part, keep_addrs=keep_addrs)
+        except BaseException as exc:
+            if not stopping.is_set():
+                first_error.append(exc)
+                stop_all()
+            raise
+
+    parts = [StackTable(f"{path} (perf script --time {_time_range(proc)})") for proc in procs]
+    readers = [Background(read_slice, proc, part, start=False) for proc, part in zip(procs, parts)]
+    try:
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    except BaseException:  # Ctrl-C (or SIGTERM, raised as one) while the slices are read
+        stop_all()
+        for reader in readers:
+            if reader.ident is not None:  # running (one not yet running sees `stopping` and returns)
+                reader.join()
+        raise
+    if first_error:
+        raise first_error[0]
+    for part in parts:
+        table.absorb(part)
     return table
+
+
+def _time_range(proc: perf_spawn.Spawned) -> str:
+    return proc.args[proc.args.index("--time") + 1]
 
 
 def perf_command(path: Path, inline: bool = True) -> list[str]:
@@ -45,13 +112,17 @@ def _perf(path: Path) -> str:
     return perf
 
 
-def _start(path: Path, inline: bool) -> perf_spawn.Spawned:
+def _start(path: Path, inline: bool, into: list, whole: bool = False) -> None:
+    """perf script on `path` into `into`: one process per time slice, or one for the `whole` file."""
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
         raise InputError(f"cannot read perf.data: {exc.strerror or exc}", str(path)) from None
-    return perf_spawn.perf_script(_perf(path), path, inline)
+    if whole:
+        perf_spawn.perf_script(_perf(path), path, inline, into=into)
+    else:
+        perf_spawn.perf_scripts(_perf(path), path, inline, into)
 
 
 @contextmanager
@@ -69,10 +140,29 @@ def started_early(path: str | os.PathLike, inline: bool = True) -> Iterator[None
 
 
 @contextmanager
-def perf_script_output(path: Path, *, inline: bool = True,
-                       timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[BinaryIO]:
-    """Yield the stdout of `perf script` on `path`; check perf's exit when the block ends."""
-    proc = perf_spawn.take_early(path, inline) or _start(path, inline)
+def perf_script_output(path: Path, *, inline: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
+                       proc: perf_spawn.Spawned | None = None) -> Iterator[BinaryIO]:
+    """Yield the stdout of `perf script` on the whole of `path` (or of `proc`, already started on
+    it); check perf's exit when the block ends."""
+    owned: list[perf_spawn.Spawned] = []  # a perf this block starts or takes over
+    try:
+        if proc is None:
+            if perf_spawn.take_early(path, inline, owned) and len(owned) > 1:
+                perf_spawn.discard_processes(owned)  # started in time slices: this wants one stream
+                owned.clear()
+            if not owned:
+                _start(path, inline, owned, whole=True)
+            proc = owned[0]
+        with _checked(proc, path, timeout) as stdout:
+            yield stdout
+    except BaseException:
+        perf_spawn.discard_processes(owned)  # what an error or Ctrl-C left running or open
+        raise
+
+
+@contextmanager
+def _checked(proc: perf_spawn.Spawned, path: Path, timeout: float) -> Iterator[BinaryIO]:
+    """proc's stdout; perf killed on an error or past `timeout`, and its exit checked at the end."""
     with proc.stderr as stderr:
         timed_out = threading.Event()
 
@@ -82,8 +172,8 @@ def perf_script_output(path: Path, *, inline: bool = True,
 
         timer = threading.Timer(timeout, on_timeout)
         timer.daemon = True
-        timer.start()
         try:
+            timer.start()
             try:
                 yield proc.stdout
             except InputError as exc:

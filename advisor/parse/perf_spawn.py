@@ -6,6 +6,10 @@ os.posix_spawn that is ~1 ms after `main()`, against ~18 ms to import subprocess
 reach it through the command line's own imports (measured here). Every `perf script` advisor
 runs is started this way, so there is one way to start it.
 
+A large recording is read by several perf processes side by side, one per time slice
+(time_slices): perf symbolises on one CPU, and on a 28 MB recording two halves took 0.71 s
+where the whole took 1.24 s here.
+
 `perf script -F +pid,-symoff` keeps perf's default fields (which adapt to what was recorded: a
 per-process recording has no CPU field, a tracepoint has its payload, and asking for a field
 the file lacks is an error), adds the PID, so stacks carry PID/TID, and drops the `+0xOFF`
@@ -23,6 +27,11 @@ import stat
 import time  # built into the interpreter: nothing to load
 
 MAGIC = b"PERFILE2"
+HEADER_BYTES = 104  # struct perf_file_header: magic, size, attr_size, 3 sections, feature bits
+FEATURE_SAMPLE_TIME = 21  # HEADER_SAMPLE_TIME: the times of the first and the last sample
+SAMPLE_TYPE_TIME = 1 << 2  # PERF_SAMPLE_TIME in perf_event_attr.sample_type (at byte 24)
+SLICE_BYTES = 12 << 20  # of sample data per `perf script` run side by side (see time_slices)
+MAX_SLICES = 8
 STATUS_LOST = -255  # the process was reaped by someone else: its exit status is unknown
 PIPE_BYTES = 1 << 20
 POLL_SECONDS = 0.001  # how long the reader sleeps when the pipe is empty (see PolledPipe)
@@ -37,11 +46,89 @@ def find_perf() -> str | None:
     return None
 
 
-def perf_command(perf: str, path: str | os.PathLike, inline: bool = True) -> list[str]:
+def perf_command(perf: str, path: str | os.PathLike, inline: bool = True,
+                 time_range: str | None = None) -> list[str]:
     cmd = [perf, "script", "-i", perf_input(path), "-F", "+pid,-symoff"]
     if not inline:
         cmd.append("--no-inline")  # halves perf's time on a DWARF recording, drops (inlined) frames
+    if time_range is not None:
+        cmd += ["--time", time_range]
     return cmd
+
+
+def time_slices(path: str | os.PathLike) -> list[str | None]:
+    """The `--time` ranges to read `path` in, one `perf script` each, side by side; [None] for
+    one perf over the whole file.
+
+    perf symbolises one sample after another on one CPU: on a large recording that, not the
+    parse, is what `advise analyze` waits for. perf drops a sample outside its --time range
+    before symbolising it, and percentages split a recording exactly: perf ends every range
+    but the last one nanosecond before the next one starts (set_percent_time in perf's
+    util/time-utils.c), when the range is wider than that. Every perf loads the symbols again
+    (~0.1 s of CPU here), so there is one slice per SLICE_BYTES of sample data, at most one per
+    CPU this process may use and MAX_SLICES. `ADVISOR_PERF_SLICES=N` asks for N (1: one perf).
+
+    Only where perf can honour percentages exactly: a perf.data file whose header has the first
+    and last sample times (perf refuses percentages without), at least a microsecond per slice
+    apart, and a time in every event's samples (perf puts a sample without one in every slice).
+    """
+    facts = _sample_facts(path)
+    if facts is None:
+        return [None]
+    data_bytes, span_ns = facts
+    wanted = os.environ.get("ADVISOR_PERF_SLICES", "")
+    if wanted.isdecimal() and int(wanted) > 0:
+        slices = min(int(wanted), MAX_SLICES)
+    else:
+        slices = min(data_bytes // SLICE_BYTES, len(os.sched_getaffinity(0)), MAX_SLICES)
+    slices = min(slices, span_ns // 1000)
+    if slices < 2:
+        return [None]
+    edges = [f"{100 * i / slices:.10g}%" for i in range(slices + 1)]  # "0%" ... "100%" exactly
+    return [f"{start}-{end}" for start, end in zip(edges, edges[1:])]
+
+
+def _sample_facts(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(bytes of sample data, nanoseconds from the first sample to the last) from the header of
+    the perf.data file `path`, when every event's samples carry their time; else None."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # opening a FIFO would wait for a writer, and reading it take perf's bytes
+        with open(path, "rb") as handle:
+            header = handle.read(HEADER_BYTES)
+            if len(header) < HEADER_BYTES or header[:len(MAGIC)] != MAGIC or _u64(header, 8) < HEADER_BYTES:
+                return None  # not perf.data, or its pipe form (no sections, no features)
+            attr_size, attrs_offset, attrs_size = _u64(header, 16), _u64(header, 24), _u64(header, 32)
+            data_offset, data_size = _u64(header, 40), _u64(header, 48)
+            features = int.from_bytes(header[72:104], "little")
+            if not features >> FEATURE_SAMPLE_TIME & 1 or attr_size < 32 or not attrs_size \
+                    or attrs_size % attr_size or attrs_size > 1 << 20:
+                return None
+            handle.seek(attrs_offset)
+            attrs = handle.read(attrs_size)
+            if len(attrs) < attrs_size or any(not _u64(attrs, at + 24) & SAMPLE_TYPE_TIME
+                                              for at in range(0, attrs_size, attr_size)):
+                return None  # an event whose samples have no time
+            # the feature sections follow the data, one per feature present, in bit order
+            index = bin(features & ((1 << FEATURE_SAMPLE_TIME) - 1)).count("1")
+            handle.seek(data_offset + data_size + 16 * index)
+            section = handle.read(16)
+            if len(section) < 16 or _u64(section, 8) < 16:
+                return None
+            handle.seek(_u64(section, 0))
+            times = handle.read(16)
+    except (OSError, ValueError, OverflowError):
+        return None
+    if len(times) < 16:
+        return None
+    first, last = _u64(times, 0), _u64(times, 8)
+    if not 0 < first <= last:
+        return None
+    return data_size, last - first
+
+
+def _u64(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at:at + 8], "little")
 
 
 def perf_input(path: str | os.PathLike) -> str:
@@ -69,8 +156,17 @@ def is_perf_data(path: str | os.PathLike) -> bool:
         return False
 
 
-def perf_script(perf: str, path: str | os.PathLike, inline: bool = True) -> "Spawned":
-    return Spawned(perf_command(perf, path, inline), {**os.environ, "LC_ALL": "C", "PAGER": "cat"})
+def perf_script(perf: str, path: str | os.PathLike, inline: bool = True,
+                time_range: str | None = None, into: list | None = None) -> "Spawned":
+    return Spawned(perf_command(perf, path, inline, time_range),
+                   {**os.environ, "LC_ALL": "C", "PAGER": "cat"}, into)
+
+
+def perf_scripts(perf: str, path: str | os.PathLike, inline: bool, into: list) -> None:
+    """`perf script` on `path`, one process per time slice (time_slices), in time order, each
+    put into `into` as it starts: on an error or Ctrl-C, the caller stops what is there."""
+    for time_range in time_slices(path):
+        perf_script(perf, path, inline, time_range, into)
 
 
 class Spawned:
@@ -79,28 +175,35 @@ class Spawned:
     readers use (pid, stdout, stderr, poll, wait, returncode), so that advisor.proc stops it like
     any other child. Raises OSError if it cannot start."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None):
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, into: list | None = None):
+        """`into`: a list this process is appended to the moment it runs, before Ctrl-C can
+        interrupt anything: whoever holds the list can stop it, whenever Ctrl-C comes."""
         self.args = args
         self.returncode: int | None = None
+        self.pid = 0
         self._waitpid_lock = _thread.allocate_lock()  # _thread: threading is not imported yet here
         self.stderr = _temporary_file()
         read_end, write_end = os.pipe()
+        self.stdout = PolledPipe(read_end)
         try:
-            self.pid = os.posix_spawn(
-                args[0], args, os.environ if env is None else env,
-                file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                              (os.POSIX_SPAWN_DUP2, write_end, 1),
-                              (os.POSIX_SPAWN_DUP2, self.stderr.fileno(), 2)],
-                setsid=True,  # its own process group: advisor.proc kills it with whatever it started
-                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))  # as Popen's restore_signals
+            with CtrlCDeferred():
+                self.pid = os.posix_spawn(
+                    args[0], args, os.environ if env is None else env,
+                    file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                  (os.POSIX_SPAWN_DUP2, write_end, 1),
+                                  (os.POSIX_SPAWN_DUP2, self.stderr.fileno(), 2)],
+                    setsid=True,  # its own process group: advisor.proc kills it with whatever it started
+                    setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))  # as Popen's restore_signals
+                if into is not None:
+                    into.append(self)
         except BaseException:
-            os.close(read_end)
-            self.stderr.close()
+            if not self.pid:  # nothing started: nothing of it stays open
+                self.stdout.close()
+                self.stderr.close()
             raise
         finally:
             os.close(write_end)
         _widen_pipe(read_end)
-        self.stdout = PolledPipe(read_end)
 
     def poll(self) -> int | None:
         with self._waitpid_lock:  # a timeout's kill and the reader may both wait: one at a time
@@ -125,6 +228,36 @@ class Spawned:
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
         return self.returncode
+
+
+class CtrlCDeferred:
+    """Hold Ctrl-C (SIGINT), SIGTERM and SIGHUP back for a few statements, then act on them as they
+    would have acted: between posix_spawn's return and the statement that keeps its result, a
+    KeyboardInterrupt would lose the only handle on a running perf. Only the main thread is
+    ever interrupted, and only there can handlers change: elsewhere this does nothing."""
+
+    def __enter__(self) -> "CtrlCDeferred":
+        self.caught: list[tuple[int, object]] = []
+        self.previous: dict[int, object] = {}
+        for signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):  # as advisor.stop_signals
+            try:
+                self.previous[signum] = _signal.signal(signum, self._hold)
+            except ValueError:  # not the main thread
+                break
+        return self
+
+    def _hold(self, signum: int, frame) -> None:
+        self.caught.append((signum, frame))
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            _signal.signal(signum, handler)
+        for signum, frame in self.caught:
+            handler = self.previous[signum]
+            if callable(handler):
+                handler(signum, frame)  # Python's default for SIGINT raises KeyboardInterrupt
+            elif handler != _signal.SIG_IGN:
+                os.kill(os.getpid(), signum)  # the default action (SIGTERM: end), now
 
 
 class PolledPipe:
@@ -206,8 +339,8 @@ def _widen_pipe(fd: int) -> None:
         pass
 
 
-#: perf script processes started ahead of their reader, by (real path, inline).
-_EARLY: dict[tuple[str, bool], Spawned] = {}
+#: perf script processes started ahead of their reader (one per time slice), by (real path, inline).
+_EARLY: dict[tuple[str, bool], list[Spawned]] = {}
 
 
 def early_key(path: str | os.PathLike, inline: bool) -> tuple[str, bool]:
@@ -225,24 +358,36 @@ def start_early(path: str | os.PathLike, inline: bool = True) -> tuple[str, bool
         perf = find_perf()
         if perf is None:
             return None
-        _EARLY[key] = perf_script(perf, path, inline)
+        perf_scripts(perf, path, inline, _EARLY.setdefault(key, []))
         return key
     except OSError:
+        discard_early(early_key(path, inline))
         return None
 
 
-def take_early(path: str | os.PathLike, inline: bool) -> Spawned | None:
-    return _EARLY.pop(early_key(path, inline), None)
+def take_early(path: str | os.PathLike, inline: bool, into: list) -> bool:
+    """Move the processes started early on `path` into `into` (whose holder then stops them on
+    an error or Ctrl-C); whether there were any."""
+    with CtrlCDeferred():
+        into.extend(_EARLY.pop(early_key(path, inline), ()))
+    return bool(into)
 
 
 def discard_early(key: tuple[str, bool] | None = None) -> None:
     """Kill the early perf processes nobody took (all of them, or the one of `key`)."""
     keys = list(_EARLY) if key is None else [key]
     for k in keys:
-        proc = _EARLY.pop(k, None)
-        if proc is not None:
-            from ..proc import kill_group  # at the end: importing it (subprocess) costs ~18 ms
+        discard_processes(_EARLY.pop(k, ()))
 
-            kill_group(proc)
+
+def discard_processes(procs: list[Spawned]) -> None:
+    """Kill perf processes whose output nobody will read (those still running: a process already
+    reaped has given its ID back), and close their pipes and files. Harmless twice."""
+    if procs:
+        from ..proc import kill_group  # at the end: importing it (subprocess) costs ~18 ms
+
+        for proc in procs:
+            if proc.poll() is None:
+                kill_group(proc)
             proc.stdout.close()
             proc.stderr.close()
