@@ -419,6 +419,27 @@ def test_a_failing_slice_stops_every_perf_and_its_own_error_is_raised(recording,
     assert perf_children() == []
 
 
+def test_a_perf_that_refuses_its_time_slice_is_replaced_by_one_perf_over_the_whole_file(recording,
+                                                                                       monkeypatch):
+    """A perf older than percentages (4.17) says "Invalid time string": the file is then read by
+    one perf, with the same result (here a real perf is given a range it refuses)."""
+    from advisor.parse import perf_spawn
+
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "1")
+    whole = perf_data.read(recording)
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
+    monkeypatch.setattr(perf_spawn, "time_slices", lambda path: ["0%-50%", "no-such-range"])
+    table = perf_data.read(recording)
+    assert list(table.rows.items()) == list(whole.rows.items()) and table.events == whole.events
+    assert perf_children() == []
+    monkeypatch.setattr(perf_spawn, "time_slices", lambda path: ["0%-50%", "50%-100%"])
+    broken = recording.parent / "broken.data"  # perf fails on it sliced, and whole: its error stands
+    broken.write_bytes(recording.read_bytes()[:4096])
+    with pytest.raises(InputError, match="perf script"):
+        perf_data.read(broken)
+    assert perf_children() == []
+
+
 def test_a_timeout_while_reading_slices_leaves_no_perf(recording, monkeypatch):
     monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
     with pytest.raises(InputError, match="did not finish within"):

@@ -23,6 +23,10 @@ from . import perf_script, perf_spawn
 DEFAULT_TIMEOUT_S = 900.0
 
 
+class PerfFailed(InputError):
+    """perf script itself failed (its exit status, its complaint), not the parse of its output."""
+
+
 def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs: bool = False,
          inline: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> StackTable:
     """Samples of a perf.data file, aggregated into `table` (a new one if None). A large
@@ -34,11 +38,18 @@ def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs
     try:
         if not perf_spawn.take_early(path, inline, procs):
             _start(path, inline, procs)
-        if len(procs) == 1:
-            with perf_script_output(path, inline=inline, timeout=timeout, proc=procs[0]) as stdout:
-                perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
-            return table
-        return _read_slices(path, procs, table, keep_addrs, timeout)
+        if len(procs) > 1:
+            try:
+                return _read_slices(path, procs, table, keep_addrs, timeout)
+            except PerfFailed:
+                # perf refused its slice (`--time` percentages: perf 4.17 and later), or the file:
+                # once more with one perf, whose complaint, if it has one, is then the error
+                perf_spawn.discard_processes(procs)
+                procs.clear()
+                _start(path, inline, procs, whole=True)
+        with perf_script_output(path, inline=inline, timeout=timeout, proc=procs[0]) as stdout:
+            perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
+        return table
     except BaseException:
         perf_spawn.discard_processes(procs)  # whatever an error or Ctrl-C left running or open
         raise
@@ -184,7 +195,7 @@ def _checked(proc: perf_spawn.Spawned, path: Path, timeout: float) -> Iterator[B
                                      str(path)) from exc
                 message = _first_line(stderr)
                 if message:
-                    raise InputError(f"perf script: {message}", str(path)) from exc
+                    raise PerfFailed(f"perf script: {message}", str(path)) from exc
                 raise
             proc.stdout.read()  # drain whatever the parser left, so perf can exit
             proc.wait(timeout=60)
@@ -197,7 +208,7 @@ def _checked(proc: perf_spawn.Spawned, path: Path, timeout: float) -> Iterator[B
             raise InputError(f"perf script did not finish within {timeout:.0f} s", str(path))
         if proc.returncode != 0:
             message = _first_line(stderr) or f"exit status {proc.returncode}"
-            raise InputError(f"perf script failed: {message}", str(path))
+            raise PerfFailed(f"perf script failed: {message}", str(path))
 
 
 def _first_line(stderr: BinaryIO) -> str:
