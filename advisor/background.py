@@ -8,15 +8,13 @@ import threading
 
 
 class Background(threading.Thread):
-    """`function(*args)` in a thread of its own; result() returns its value or raises its error.
-    It starts at once, unless `start=False` (for a caller that must hold it before it runs)."""
+    """`function(*args)` in a thread of its own; result() returns its value or raises its error."""
 
-    def __init__(self, function, *args, start: bool = True):
+    def __init__(self, function, *args):
         super().__init__(name=f"advisor-{function.__name__}", daemon=True)
         self._call = (function, args)
         self._value = self._error = None
-        if start:
-            self.start()
+        self.start()
 
     def run(self) -> None:
         function, args = self._call

@@ -38,3 +38,35 @@ def how_it_stopped(exc: KeyboardInterrupt) -> tuple[int, str]:
     """(exit code, what to say) for Ctrl-C or a stop signal: 128 + the signal, as a shell says."""
     signum = getattr(exc, "signum", _signal.SIGINT)
     return 128 + signum, "interrupted" if signum == _signal.SIGINT else f"stopped by signal {signum}"
+
+
+class StopSignalsHeld:
+    """Hold Ctrl-C (SIGINT) and the stop signals back for a few statements, then act on them as
+    they would have acted: between posix_spawn's return and the statement that keeps its
+    result, a KeyboardInterrupt would lose the only handle on a running perf. Only the main
+    thread is ever interrupted, and only there can handlers change: elsewhere this does nothing."""
+
+    def __enter__(self) -> "StopSignalsHeld":
+        self.caught: list[tuple[int, object]] = []
+        self.previous: dict[int, object] = {}
+        for signum in (_signal.SIGINT, *STOP_SIGNALS):
+            try:
+                self.previous[signum] = _signal.signal(signum, self._hold)
+            except ValueError:  # not the main thread
+                break
+        return self
+
+    def _hold(self, signum: int, frame) -> None:
+        self.caught.append((signum, frame))
+
+    def __exit__(self, *exc) -> None:
+        import os
+
+        for signum, handler in self.previous.items():
+            _signal.signal(signum, handler)
+        for signum, frame in self.caught:
+            handler = self.previous[signum]
+            if callable(handler):
+                handler(signum, frame)  # Python's default for SIGINT raises KeyboardInterrupt
+            elif handler != _signal.SIG_IGN:
+                os.kill(os.getpid(), signum)  # the default action (SIGTERM: end), now

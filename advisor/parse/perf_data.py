@@ -63,8 +63,6 @@ def _read_slices(path: Path, procs: list[perf_spawn.Spawned], table: StackTable,
     The first slice to fail stops every perf, and its error is the one raised (the others'
     are its consequence); Ctrl-C stops them all too. The parse itself runs one slice at a time
     (Python's lock), which is enough: it keeps up with perf, and each perf has a CPU."""
-    from ..background import Background
-
     stopping = threading.Event()
     first_error: list[BaseException] = []
 
@@ -80,14 +78,14 @@ def _read_slices(path: Path, procs: list[perf_spawn.Spawned], table: StackTable,
         try:
             with perf_script_output(path, timeout=timeout, proc=proc) as stdout:
                 perf_script.read(stdout, part.source, part, keep_addrs=keep_addrs)
-        except BaseException as exc:
+        except BaseException as exc:  # an error after `stopping` is that stop's consequence
             if not stopping.is_set():
                 first_error.append(exc)
                 stop_all()
-            raise
 
     parts = [StackTable(f"{path} (perf script --time {_time_range(proc)})") for proc in procs]
-    readers = [Background(read_slice, proc, part, start=False) for proc, part in zip(procs, parts)]
+    readers = [threading.Thread(target=read_slice, args=(proc, part), name="advisor-perf-slice", daemon=True)
+               for proc, part in zip(procs, parts)]
     try:
         for reader in readers:
             reader.start()

@@ -307,8 +307,6 @@ class _Parser:
         self.has_period: dict[str, bool] = {}
         self.event_names: dict[str, str] = {}  # as printed -> without modifiers
         self.dwarf_inline = False  # seen a `(inlined)` frame: stacks need their DSOs filled
-        self.time_min: float | None = None
-        self.time_max: float | None = None
         # state machine
         self.in_sample = False
         self.head: tuple | None = None  # the regex groups of the current event line
@@ -445,8 +443,8 @@ class _Parser:
         self.samples += hits
         self.content_lines += hits
         if hits:
-            self.see_time(time_min)
-            self.see_time(time_max)
+            self.table.see_time(time_min)
+            self.table.see_time(time_max)
 
     def one_block(self, block: str, line_no: int) -> int:
         """One block of `feed_blocks` (its first line numbered `line_no`) that `count_blocks` did
@@ -472,7 +470,7 @@ class _Parser:
         sid, newlines = hit
         self.samples += 1
         self.content_lines += 1
-        self.see_time(float(time))
+        self.table.see_time(float(time))
         if self.collected is not None:
             g = head[2]
             self.collect_sample(head[1], g[:4] + (time,) + g[5:], self.stacks[sid], "")
@@ -748,14 +746,6 @@ class _Parser:
         self.parts = []
         self.add(self.event_name(self.head[6]), self.head, sid, self.payload)
 
-    def see_time(self, t: float) -> None:
-        if self.time_min is None:
-            self.time_min = self.time_max = t
-        elif t > self.time_max:
-            self.time_max = t
-        elif t < self.time_min:
-            self.time_min = t
-
     def event_name(self, printed: str) -> str:
         event = self.event_names.get(printed)
         if event is None:
@@ -768,7 +758,7 @@ class _Parser:
         if event not in self.has_period:
             self.has_period[event] = bool(g[5])
         if g[4]:
-            self.see_time(float(g[4]))
+            self.table.see_time(float(g[4]))
         if self.collected is not None:
             self.collect_sample(event, g, self.stacks[sid], payload)
             return
@@ -892,9 +882,6 @@ class _Parser:
             key = StackKey(event, comm, int(pid) if pid else -1, int(tid),
                            int(cpu) if cpu else -1, stacks[sid])
             table.add(key, count, count * weight)  # rows of one key but other weights add up
-        if self.time_min is not None:
-            table.see_time(self.time_min)
-            table.see_time(self.time_max)
 
 
 def _parse_frame(line: str, keep_addrs: bool) -> tuple | None:

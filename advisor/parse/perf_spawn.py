@@ -26,6 +26,8 @@ import os
 import stat
 import time  # built into the interpreter: nothing to load
 
+from ..stop_signals import StopSignalsHeld  # _signal only: nothing to load
+
 MAGIC = b"PERFILE2"
 HEADER_BYTES = 104  # struct perf_file_header: magic, size, attr_size, 3 sections, feature bits
 FEATURE_SAMPLE_TIME = 21  # HEADER_SAMPLE_TIME: the times of the first and the last sample
@@ -186,7 +188,7 @@ class Spawned:
         read_end, write_end = os.pipe()
         self.stdout = PolledPipe(read_end)
         try:
-            with CtrlCDeferred():
+            with StopSignalsHeld():
                 self.pid = os.posix_spawn(
                     args[0], args, os.environ if env is None else env,
                     file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -228,36 +230,6 @@ class Spawned:
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
         return self.returncode
-
-
-class CtrlCDeferred:
-    """Hold Ctrl-C (SIGINT), SIGTERM and SIGHUP back for a few statements, then act on them as they
-    would have acted: between posix_spawn's return and the statement that keeps its result, a
-    KeyboardInterrupt would lose the only handle on a running perf. Only the main thread is
-    ever interrupted, and only there can handlers change: elsewhere this does nothing."""
-
-    def __enter__(self) -> "CtrlCDeferred":
-        self.caught: list[tuple[int, object]] = []
-        self.previous: dict[int, object] = {}
-        for signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):  # as advisor.stop_signals
-            try:
-                self.previous[signum] = _signal.signal(signum, self._hold)
-            except ValueError:  # not the main thread
-                break
-        return self
-
-    def _hold(self, signum: int, frame) -> None:
-        self.caught.append((signum, frame))
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self.previous.items():
-            _signal.signal(signum, handler)
-        for signum, frame in self.caught:
-            handler = self.previous[signum]
-            if callable(handler):
-                handler(signum, frame)  # Python's default for SIGINT raises KeyboardInterrupt
-            elif handler != _signal.SIG_IGN:
-                os.kill(os.getpid(), signum)  # the default action (SIGTERM: end), now
 
 
 class PolledPipe:
@@ -368,7 +340,7 @@ def start_early(path: str | os.PathLike, inline: bool = True) -> tuple[str, bool
 def take_early(path: str | os.PathLike, inline: bool, into: list) -> bool:
     """Move the processes started early on `path` into `into` (whose holder then stops them on
     an error or Ctrl-C); whether there were any."""
-    with CtrlCDeferred():
+    with StopSignalsHeld():
         into.extend(_EARLY.pop(early_key(path, inline), ()))
     return bool(into)
 
