@@ -205,3 +205,29 @@ def test_symbolise_streams_into_a_gzip_copy(burner, tmp_path):
     from advisor.parse.detect import read_samples
 
     assert read_samples(tmp_path / "perf.script.gz").rows == table.rows
+
+
+@root_only
+def test_symbolise_reads_time_slices_side_by_side_unless_it_copies_the_text(burner, tmp_path, monkeypatch):
+    """Without a copy, a recording is read as `advise analyze perf.data` reads it (in slices when
+    large; two forced here), with the same rows as one perf; the copy is one perf's stream."""
+    from advisor.parse import perf_spawn
+
+    data = str(tmp_path / "perf.data")
+    argv = record_argv(perf_mod.perf_binary(), data, 1, 499, ["-p", str(burner.pid)])
+    with PerfRecord(argv, str(tmp_path / "perf.stderr")) as recorder:
+        recorder.wait(20)
+    real_spawn, started = perf_spawn.perf_script, []
+
+    def spawn(perf, path, inline=True, time_range=None, into=None):
+        started.append(time_range)
+        return real_spawn(perf, path, inline, time_range, into)
+
+    monkeypatch.setattr(perf_spawn, "perf_script", spawn)
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
+    sliced = symbolise(data, "advise run on this host")
+    assert started == ["0%-50%", "50%-100%"] and sliced.source == "advise run on this host"
+    started.clear()
+    copied = symbolise(data, "x", copy_to=io.BytesIO())
+    assert started == [None]
+    assert list(sliced.rows.items()) == list(copied.rows.items()) and sliced.rows

@@ -440,6 +440,44 @@ def test_a_perf_that_refuses_its_time_slice_is_replaced_by_one_perf_over_the_who
     assert perf_children() == []
 
 
+def test_a_slice_that_warns_is_read_again_by_one_perf_for_the_warning_it_gives(recording, monkeypatch):
+    """A warning names a line of perf's output and counts over all of it, which a slice cannot
+    know: the file is then read by one perf. perf's own output here gives no warning, so a line
+    is added to the second slice's output only (the one fake: a real perf.data whose output warns
+    could not be made here); the result is one perf's, without it."""
+    from advisor.parse import perf_script, perf_spawn
+
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "1")
+    whole = perf_data.read(recording)
+    assert whole.warnings == []
+    monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
+    real_read, real_spawn, started = perf_script.read, perf_spawn.perf_script, []
+
+    class Prefixed:
+        def __init__(self, stream):
+            self.stream, self.first = stream, b"\tdeadbeef a_frame_outside_a_sample ([kernel.kallsyms])\n"
+
+        def read1(self, size=-1):
+            first, self.first = self.first, b""
+            return first or self.stream.read1(size)
+
+    def read(stream, source, *args, **kwargs):
+        if "--time 50%-100%" in source:
+            stream = Prefixed(stream)
+        return real_read(stream, source, *args, **kwargs)
+
+    def spawn(perf, path, inline=True, time_range=None, into=None):
+        started.append(time_range)
+        return real_spawn(perf, path, inline, time_range, into)
+
+    monkeypatch.setattr(perf_script, "read", read)
+    monkeypatch.setattr(perf_spawn, "perf_script", spawn)
+    table = perf_data.read(recording)
+    assert started == ["0%-50%", "50%-100%", None]  # the slices, then one perf over the whole file
+    assert list(table.rows.items()) == list(whole.rows.items()) and table.warnings == []
+    assert perf_children() == []
+
+
 def test_a_timeout_while_reading_slices_leaves_no_perf(recording, monkeypatch):
     monkeypatch.setenv("ADVISOR_PERF_SLICES", "2")
     with pytest.raises(InputError, match="did not finish within"):

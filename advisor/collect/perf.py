@@ -256,9 +256,13 @@ def symbolise(perf_data_path: str, source: str, copy_to: BinaryIO | None = None,
               timeout_s: float = perf_data.DEFAULT_TIMEOUT_S) -> StackTable:
     """`perf script` on the recording, parsed as it streams (and copied to `copy_to` when given).
 
-    perf script is killed if parsing fails, times out or is interrupted (parse.perf_data).
+    perf script is killed if parsing fails, times out or is interrupted (parse.perf_data). A
+    large recording is read in time slices, side by side (parse.perf_data.read), unless its text
+    is copied: the copy is one perf's output, in one stream.
     """
     table = StackTable(source)
+    if copy_to is None:
+        return perf_data.read(perf_data_path, table, timeout=timeout_s)
     with perf_data.perf_script_output(perf_data_path, timeout=timeout_s) as stdout:
         stream = _Tee(stdout, copy_to) if copy_to is not None else stdout
         perf_script.read(stream, source, table)

@@ -27,11 +27,18 @@ class PerfFailed(InputError):
     """perf script itself failed (its exit status, its complaint), not the parse of its output."""
 
 
+class _SliceWarned(Exception):
+    """A time slice's parse warned. A warning names a line of perf's output and counts over all
+    of it (samples without frames); a slice knows neither, its lines numbered from its own start
+    and its counts its own. perf's own output seldom warns: the file is then read again by one
+    perf, for the warning that reading gives."""
+
+
 def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs: bool = False,
          inline: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> StackTable:
-    """Samples of a perf.data file, aggregated into `table` (a new one if None). A large
-    recording is read by several perf processes side by side, one per time slice (see
-    perf_spawn.time_slices), with the same result."""
+    """Samples of a perf.data file, aggregated into `table` (a new one named after the file if
+    None: warnings name the table's source). A large recording is read by several perf
+    processes side by side, one per time slice (see perf_spawn.time_slices), with the same result."""
     path = Path(path)
     table = table if table is not None else StackTable(str(path))
     procs: list[perf_spawn.Spawned] = []  # filled as each perf starts: an interrupt finds them here
@@ -41,14 +48,15 @@ def read(path: str | os.PathLike, table: StackTable | None = None, *, keep_addrs
         if len(procs) > 1:
             try:
                 return _read_slices(path, procs, table, keep_addrs, timeout)
-            except PerfFailed:
+            except (PerfFailed, _SliceWarned):
                 # perf refused its slice (`--time` percentages: perf 4.17 and later), or the file:
-                # once more with one perf, whose complaint, if it has one, is then the error
+                # once more with one perf, whose complaint, if it has one, is then the error; or
+                # a slice warned: one perf gives the warning as a reading of the whole file does
                 perf_spawn.discard_processes(procs)
                 procs.clear()
                 _start(path, inline, procs, whole=True)
         with perf_script_output(path, inline=inline, timeout=timeout, proc=procs[0]) as stdout:
-            perf_script.read(stdout, str(path), table, keep_addrs=keep_addrs)
+            perf_script.read(stdout, table.source, table, keep_addrs=keep_addrs)
         return table
     except BaseException:
         perf_spawn.discard_processes(procs)  # whatever an error or Ctrl-C left running or open
@@ -99,6 +107,8 @@ def _read_slices(path: Path, procs: list[perf_spawn.Spawned], table: StackTable,
         raise
     if first_error:
         raise first_error[0]
+    if any(part.warnings for part in parts):
+        raise _SliceWarned()
     for part in parts:
         table.absorb(part)
     return table
