@@ -139,6 +139,23 @@ def test_time_fields(time):
 
 
 @needs_c
+@pytest.mark.parametrize("times", [["1.5", "1.499999999999", "1.50000000001", "0.9", "10.1", "9.99"],
+                                   ["10.1", "9.99", "1.50", "1.5", "000000000002.0", "1.000000000001"],
+                                   ["3.000000000000", "3.0", "2.999999999999", "3.1"],
+                                   ["999999999999.999999999999", "999999999999.99999999999", "0.000000000001"]])
+def test_the_least_and_greatest_times_are_those_of_their_values(times):
+    """The C loop orders times by their digits and converts only the two it keeps: the same as
+    min() and max() of every time's float(), whatever the number of digits."""
+    for ordered in (times, times[::-1]):
+        text = "\n\n".join(block(t) for t in ordered)
+        c, py = both(text, 1, *caches())
+        assert c == py
+        (_, hits, tmin, tmax), _, _ = c
+        values = [float(t) for t in ordered]
+        assert hits == len(ordered) and (tmin, tmax) == (min(values), max(values))
+
+
+@needs_c
 @pytest.mark.parametrize("leaf", ["\tabcd main (/x)", "\t\tABCDEF0123 main (/x)", " 0 main (/x)",
                                   "abcd main (/x)", "\tabcg main (/x)", "\tabcd  main (/x)",
                                   "\t\u0661\u0662 main (/x)", "\t\uff21 main (/x)", "\t\u0130 main (/x)",

@@ -22,6 +22,36 @@
 static PyObject *colon_space; /* ": " */
 static PyObject *one;
 
+/* A sample's time, as perf printed it, and its value as two integers that order times as
+   their values do: the seconds, and the fraction's digits padded to TIME_DIGITS. Only the
+   least and the greatest time become floats (float() of their text), at the end: converting
+   every sample's took 6% of the parse, and a correctly rounded conversion keeps the order. */
+typedef struct {
+    char text[2 * TIME_DIGITS + 2];
+    unsigned long long seconds, fraction;
+} sample_time;
+
+static void
+time_value(sample_time *t)
+{
+    const char *c = t->text;
+    t->seconds = 0;
+    for (; *c != '.'; c++)
+        t->seconds = t->seconds * 10 + (unsigned long long)(*c - '0');
+    int digits = 0;
+    t->fraction = 0;
+    for (c++; *c; c++, digits++)
+        t->fraction = t->fraction * 10 + (unsigned long long)(*c - '0');
+    for (; digits < TIME_DIGITS; digits++)
+        t->fraction *= 10;
+}
+
+static int
+time_before(const sample_time *a, const sample_time *b)
+{
+    return a->seconds < b->seconds || (a->seconds == b->seconds && a->fraction < b->fraction);
+}
+
 /* Whether s[start:end] is [0-9]{1,12}\.[0-9]{1,12}; the digits go to buf, NUL-terminated. */
 static int
 read_time(PyObject *s, Py_ssize_t start, Py_ssize_t end, char *buf)
@@ -121,9 +151,8 @@ count_blocks(PyObject *module, PyObject *args)
         return NULL;
     }
     int have_time = 0;
-    double tmin = 0.0, tmax = 0.0;
+    sample_time now, tmin, tmax;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), hits = 0, at = 0;
-    char buf[2 * TIME_DIGITS + 2];
     while (at <= n) {
         /* the block: text[at:len], up to the next "\n\n" or the end */
         Py_ssize_t blank = find_blank(text, at, n), len = blank >= 0 ? blank : n;
@@ -159,7 +188,7 @@ count_blocks(PyObject *module, PyObject *args)
         Py_DECREF(key);
         if (found < 0)
             return NULL;
-        if (!found || !read_time(text, time_start, left_end, buf))
+        if (!found || !read_time(text, time_start, left_end, now.text))
             goto miss;
         /* hit = block_cache.get(body) */
         PyObject *body = PyUnicode_Substring(text, body_start, len);
@@ -188,17 +217,14 @@ count_blocks(PyObject *module, PyObject *args)
         long long newlines = PyLong_AsLongLong(PyTuple_GET_ITEM(hit, 1));
         if (newlines == -1 && PyErr_Occurred())
             return NULL;
-        /* t = float(time): the same conversion as float() of a str */
-        double t = PyOS_string_to_double(buf, NULL, NULL);
-        if (t == -1.0 && PyErr_Occurred())
-            return NULL;
+        time_value(&now);
         if (!have_time) {
-            tmin = tmax = t;
+            tmin = tmax = now;
             have_time = 1;
-        } else if (t > tmax) {
-            tmax = t;
-        } else if (t < tmin) {
-            tmin = t;
+        } else if (time_before(&tmax, &now)) {
+            tmax = now;
+        } else if (time_before(&now, &tmin)) {
+            tmin = now;
         }
         /* counts[(head[0], hit[0])] += 1 */
         PyObject *count_key = PyTuple_Pack(2, PyTuple_GET_ITEM(head, 0), PyTuple_GET_ITEM(hit, 0));
@@ -235,7 +261,14 @@ count_blocks(PyObject *module, PyObject *args)
     }
     if (!have_time)
         return Py_BuildValue("(LnOO)", line_no, hits, Py_None, Py_None);
-    return Py_BuildValue("(Lndd)", line_no, hits, tmin, tmax);
+    /* float(time): the same conversion as float() of a str */
+    double least = PyOS_string_to_double(tmin.text, NULL, NULL);
+    if (least == -1.0 && PyErr_Occurred())
+        return NULL;
+    double greatest = PyOS_string_to_double(tmax.text, NULL, NULL);
+    if (greatest == -1.0 && PyErr_Occurred())
+        return NULL;
+    return Py_BuildValue("(Lndd)", line_no, hits, least, greatest);
 }
 
 static PyMethodDef methods[] = {
