@@ -49,7 +49,9 @@ class Children:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._started = threading.Condition(self._lock)  # notified when no start is under way
         self._live: list[subprocess.Popen] = []
+        self._starting: set[int] = set()  # threads with a start under way (past the `closed` check)
         self._closed = False
 
     def __enter__(self) -> "Children":
@@ -62,22 +64,28 @@ class Children:
         with self._lock:
             if self._closed:
                 raise ToolFailed(f"{os.path.basename(argv[0])} not started: the collection was stopped")
+            self._starting.add(threading.get_ident())
         try:
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True,
-                                     env={**os.environ, "LC_ALL": "C"})
-        except FileNotFoundError:
-            raise ToolFailed(f"{argv[0]} missing") from None
-        except PermissionError:
-            raise ToolFailed(f"{argv[0]} not executable") from None
-        with self._lock:
-            closed = self._closed  # close() ran while it started: it did not see this one
-            if not closed:
-                self._live.append(child)
-        if closed:
-            kill_group(child)
-            raise ToolFailed(f"{os.path.basename(argv[0])} stopped: the collection was stopped")
-        return child
+            try:
+                child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True,
+                                         env={**os.environ, "LC_ALL": "C"})
+            except FileNotFoundError:
+                raise ToolFailed(f"{argv[0]} missing") from None
+            except PermissionError:
+                raise ToolFailed(f"{argv[0]} not executable") from None
+            with self._lock:
+                closed = self._closed  # close() ran while it started: it did not see this one
+                if not closed:
+                    self._live.append(child)
+            if closed:
+                kill_group(child)
+                raise ToolFailed(f"{os.path.basename(argv[0])} stopped: the collection was stopped")
+            return child
+        finally:
+            with self._lock:
+                self._starting.discard(threading.get_ident())
+                self._started.notify_all()
 
     def pids(self) -> list[int]:
         with self._lock:
@@ -96,10 +104,15 @@ class Children:
         for child in live:
             self.stop(child, grace_s=0.5)
 
-    def close(self) -> None:
-        """Stop every tool and start none from now on (any thread may call it)."""
+    def close(self, wait_s: float = 5.0) -> None:
+        """Stop every tool and start none from now on (any thread may call it). A start under way
+        in another thread is waited for (up to `wait_s`): it stops and reaps what it started, so
+        that nothing it started outlives a caller that exits next."""
+        me = threading.get_ident()
         with self._lock:
             self._closed = True
+            # not for a start of this very thread (close() called from inside it): that one is here
+            self._started.wait_for(lambda: not self._starting - {me}, timeout=wait_s)
         self.stop_all()
 
 
