@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -56,6 +57,21 @@ def descendants(pid: int) -> list[int]:
                 found.add(child)
                 todo.append(child)
     return sorted(found)
+
+
+def reap(pid: int, wait_s: float = 2.0) -> None:
+    """Wait for our child `pid` to be gone, up to `wait_s`, for a child known by its ID only (not
+    ours, or already reaped: nothing to do). A child killed but not waited for stays a zombie,
+    handed to init when we exit, which some inits (a container's) reap late."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done or time.monotonic() >= deadline:
+            return
+        time.sleep(0.005)
 
 
 def kill_group(proc: subprocess.Popen, wait_s: float = 10.0) -> None:

@@ -264,6 +264,5 @@ def symbolise(perf_data_path: str, source: str, copy_to: BinaryIO | None = None,
     if copy_to is None:
         return perf_data.read(perf_data_path, table, timeout=timeout_s)
     with perf_data.perf_script_output(perf_data_path, timeout=timeout_s) as stdout:
-        stream = _Tee(stdout, copy_to) if copy_to is not None else stdout
-        perf_script.read(stream, source, table)
+        perf_script.read(_Tee(stdout, copy_to), source, table)
     return table

@@ -38,7 +38,7 @@ from ..bundle import FORMAT as BUNDLE_LAYOUT
 from ..bundle import is_bundle
 from ..errors import AdvisorError, EnvironmentProblem, UsageError
 from ..model import StackTable
-from ..proc import alive, children, signal_group, stop_group
+from ..proc import alive, children, reap, signal_group, stop_group
 from . import perf as perf_mod
 from . import targets
 from .core_tools import Children
@@ -82,19 +82,6 @@ def stop_groups(pids: set[int], grace_s: float = 1.0) -> None:
         signal_group(pid, signal.SIGKILL)
     for pid in pids:
         reap(pid)
-
-
-def reap(pid: int, wait_s: float = 2.0) -> None:
-    """Wait for our child `pid` to be gone, up to `wait_s` (not ours, or already reaped: nothing)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done or time.monotonic() >= deadline:
-            return
-        time.sleep(0.005)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ static PyObject *one;
 /* A sample's time, as perf printed it, and its value as two integers that order times as
    their values do: the seconds, and the fraction's digits padded to TIME_DIGITS. Only the
    least and the greatest time become floats (float() of their text), at the end: converting
-   every sample's took 6% of the parse, and a correctly rounded conversion keeps the order. */
+   every sample's took ~3% of the parse, and a correctly rounded conversion keeps the order. */
 typedef struct {
     char text[2 * TIME_DIGITS + 2];
     unsigned long long seconds, fraction;
