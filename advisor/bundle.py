@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import input_lines
-from .errors import InputError
+from .errors import InputError, unreadable
 from .model import StackTable
 from .paths import not_a_regular_file
 
@@ -54,7 +54,7 @@ def read_json(path: Path) -> dict:
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", str(path)) from None
+        raise unreadable(exc, str(path)) from None
     try:
         data = json.loads(text, parse_constant=input_lines.refuse_constant)
     except json.JSONDecodeError as exc:

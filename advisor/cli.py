@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import AdvisorError, EnvironmentProblem, UsageError
+from .errors import AdvisorError, EnvironmentProblem, UsageError, limit_reached
 
 EXIT_GATE = 1
 EXIT_INTERNAL = 70
@@ -494,14 +494,12 @@ def _run(argv: list[str] | None) -> tuple[int, str | None]:
         return code, command
     except BrokenPipeError:
         return 0, command
-    except (MemoryError, RuntimeError) as exc:  # a limit of the machine (ulimit -v), not a bug
-        if isinstance(exc, RuntimeError) and str(exc) != "can't start new thread":
+    except Exception as exc:  # a limit of the machine (memory, open files, disk), or a bug
+        problem = limit_reached(exc)
+        if problem is None:  # a bug: one line, traceback only on request
             return _internal_error(exc, command)
-        why = "" if isinstance(exc, MemoryError) else f" ({exc})"
-        say(f"out of memory{why}: see `ulimit -v` and the cgroup's memory.max")
+        say(problem)
         return EnvironmentProblem.exit_code, command
-    except Exception as exc:  # a bug: one line, traceback only on request
-        return _internal_error(exc, command)
 
 
 def _internal_error(exc: Exception, command: str | None) -> tuple[int, str | None]:

@@ -38,6 +38,42 @@ class EnvironmentProblem(AdvisorError):
     exit_code = 3
 
 
+def limit_reached(exc: BaseException) -> str | None:
+    """The one line for an error that is a limit of the machine, reached (memory, open files, disk
+    space: an environment problem, exit 3), or None for any other error (a bug)."""
+    import errno  # built into the interpreter
+
+    memory = "out of memory: see `ulimit -v` and the cgroup's memory.max"
+    if isinstance(exc, MemoryError):
+        return memory
+    if isinstance(exc, RuntimeError) and str(exc) == "can't start new thread":
+        return f"out of memory ({exc}): see `ulimit -v`, `ulimit -u` and the cgroup's memory.max"
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.ENOMEM:
+        return memory
+    if exc.errno == errno.EMFILE:
+        import resource
+
+        allowed = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return f"too many open files: this process may have {allowed} open at once (`ulimit -n`)"
+    if exc.errno == errno.ENFILE:
+        return "too many open files on this machine (the kernel's fs.file-max)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or 'no space left on device'}{where}"
+    return None
+
+
+def unreadable(exc: OSError, path: str, what: str = "cannot read") -> AdvisorError:
+    """The error for a file that could not be opened or read: a limit of the machine reached
+    (open files, memory: exit 3), or the file's own problem (missing, permission: exit 2)."""
+    problem = limit_reached(exc)
+    if problem is not None:
+        return EnvironmentProblem(f"{path}: {what}: {problem}")
+    return InputError(f"{what}: {exc.strerror or exc}", path)
+
+
 def excerpt(text: str, limit: int = 80) -> str:
     """A piece of a bad input line for a one-line message: ASCII, control characters (form feed,
     ESC, ...) escaped, cut to `limit` characters. Only the first `limit` characters are escaped

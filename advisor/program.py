@@ -32,6 +32,14 @@ def main() -> int:
         code, message = how_it_stopped(exc)
         os.write(2, f"advise: {message}\n".encode())
         return code
+    except (MemoryError, OSError) as exc:  # a limit of the machine, met while importing
+        from .errors import EnvironmentProblem, limit_reached
+
+        problem = limit_reached(exc)
+        if problem is None:
+            raise
+        os.write(2, f"advise: {problem}\n".encode())
+        return EnvironmentProblem.exit_code
     finally:
         spawn = sys.modules.get("advisor.parse.perf_spawn")
         if spawn is not None:

@@ -1,10 +1,12 @@
 """The `advise` command: exit codes, formats, the CI gate, one-line errors, atomic output."""
 
+import errno
 import gzip
 import json
 import os
 import pty
 import re
+import resource
 import select
 import shutil
 import signal
@@ -331,6 +333,24 @@ def test_running_out_of_memory_is_one_line_and_exit_3(tmp_path):
     assert (proc.returncode, proc.stdout, proc.stderr.count("\n")) == (3, "", 1), proc.stderr
     assert proc.stderr.startswith("advise: out of memory") and "ulimit -v" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many.folded"]  # no report, no temporary file
+
+
+def test_a_machine_limit_met_while_reading_a_file_is_exit_3_not_bad_input(tmp_path):
+    from advisor.errors import EnvironmentProblem, InputError, limit_reached, unreadable
+
+    missing = OSError(errno.ENOENT, "No such file or directory", "x.json")
+    assert limit_reached(missing) is None
+    assert isinstance(unreadable(missing, "x.json"), InputError)
+    assert str(unreadable(missing, "x.json")) == "x.json: cannot read: No such file or directory"
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    for number, says in ((errno.EMFILE, f"this process may have {soft} open at once (`ulimit -n`)"),
+                         (errno.ENFILE, "fs.file-max"), (errno.ENOMEM, "ulimit -v"),
+                         (errno.ENOSPC, "No space left on device: x.json")):
+        error = unreadable(OSError(number, os.strerror(number), "x.json"), "x.json")
+        assert isinstance(error, EnvironmentProblem) and says in str(error), str(error)
+    assert "ulimit -v" in limit_reached(MemoryError())
+    assert "ulimit -u" in limit_reached(RuntimeError("can't start new thread"))
+    assert limit_reached(RuntimeError("something else")) is None and limit_reached(ValueError()) is None
 
 
 def test_an_error_naming_a_hostile_path_is_still_one_escaped_line(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"), None) if (REPO / ".venv").exists() else None
 SYSTEM_PYTHON = "/usr/bin/python3"
+ADVISE_PROGRAM = str(Path(sys.executable).parent / "advise")  # installed by `make setup`: no runpy to import
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create the faults")
 
@@ -91,3 +92,28 @@ def test_tracefs_not_mounted_and_failing_bpf_tools_give_a_partial_result():
         assert collectors[name]["detail"] and "\n" not in collectors[name]["detail"]
     leftovers = subprocess.run(["pgrep", "-f", "syscount|runqlat|bpftrace -e"], capture_output=True, text=True)
     assert leftovers.stdout == "", leftovers.stdout
+
+
+def test_too_few_file_descriptors_is_one_line_exit_3_and_leaves_nothing(tmp_path):
+    """`ulimit -n` at 5 to 12 (0-2 are stdin, stdout and stderr; below 5 Python itself cannot
+    start): the run fails where a descriptor is first refused (Python's own files, perf's pipe,
+    perf record's, a BPF tool's), or completes with the tools that could not start said failed.
+    It was an internal error (exit 70), and at 5 it left its working directory behind
+    (shutil.rmtree needs two descriptors to remove one)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    codes = []
+    for limit in range(5, 13):
+        script = f'ulimit -n {limit}; exec "$0" run --duration 1 --bpf all --format json'
+        proc = subprocess.run(["sh", "-c", script, ADVISE_PROGRAM], capture_output=True, text=True, timeout=90,
+                              cwd=REPO, env={**os.environ, "TMPDIR": str(temporary)})
+        codes.append(proc.returncode)
+        if proc.returncode == 0:
+            failed = [c["detail"] for c in json.loads(proc.stdout)["collectors"].values() if c["status"] == "failed"]
+            assert all("\n" not in detail for detail in failed), failed
+        else:
+            assert proc.returncode == 3 and "open" in one_line(proc.stderr), (limit, proc.stderr)
+        assert list(temporary.iterdir()) == [], limit  # no working directory, no perf.data
+        leftovers = subprocess.run(["pgrep", "-x", "perf|syscount|runqlat|bpftrace"], capture_output=True, text=True)
+        assert leftovers.stdout == "", leftovers.stdout
+    assert codes[0] == 3, codes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -591,3 +592,37 @@ def test_a_stop_signal_at_any_moment_of_advise_analyze_leaves_no_perf_and_one_li
         while _perf_reading(recording) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _perf_reading(recording) == [], delay
+
+
+OUT_OF_FILES = r"""
+import os, resource, sys
+from advisor import cli
+from advisor.analysis import analyze  # imported now: the limit is to meet the reading, not imports
+from advisor.report import json_report
+opened = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (opened + int(sys.argv[3]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+sys.exit(cli.main(["analyze", sys.argv[1], "--format", "json", "--output", sys.argv[2]]))
+"""
+
+
+def test_running_out_of_open_files_while_reading_is_one_line_and_exit_3(recording, tmp_path):
+    """Too few file descriptors (ulimit -n) was an internal error (exit 70) when perf's pipe could
+    not be made, and a bad input (exit 2) when a bundle's file could not be opened: a limit of the
+    machine is exit 3, with the limit in its one line. With a few more descriptors each time,
+    from none spare to enough: every run is a report or that line, never anything else."""
+    report = tmp_path / "report.json"
+    outcomes = []
+    for spare in range(0, 9):
+        proc = subprocess.run([sys.executable, "-c", OUT_OF_FILES, str(recording), str(report), str(spare)],
+                              capture_output=True, text=True, timeout=120)
+        outcomes.append(proc.returncode)
+        if proc.returncode == 3:
+            assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+            assert proc.stderr.startswith("advise: too many open files: this process may have ")
+            assert "open at once (`ulimit -n`)" in proc.stderr and not report.exists()
+        else:
+            assert proc.returncode == 0, proc.stderr
+            assert json.loads(report.read_text())["profile"]["samples"] > 0
+            report.unlink()
+        assert perf_children() == []
+    assert outcomes[0] == 3 and outcomes[-1] == 0, outcomes

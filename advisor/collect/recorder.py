@@ -84,6 +84,36 @@ def stop_groups(pids: set[int], grace_s: float = 1.0) -> None:
         reap(pid)
 
 
+def remove_tree(path: str | os.PathLike) -> None:
+    """Remove a directory of ours and all it holds, whatever happened before. shutil.rmtree needs
+    two descriptors at least: at the open-files limit (`ulimit -n`) it left `advise run`'s working
+    directory behind, so what it could not remove is removed path by path, one descriptor at a
+    time."""
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        _remove_by_path(os.fspath(path))
+
+
+def _remove_by_path(path: str) -> None:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        inside = os.path.join(path, name)
+        try:
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                _remove_by_path(inside)
+            else:
+                os.unlink(inside)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 @contextmanager
 def no_child_left(*registries: Children) -> Iterator[None]:
     """On an exception or Ctrl-C, stop every child started inside the block (the others are not ours).
@@ -283,7 +313,7 @@ def finish_bundle(stage: Path, save: Path, meta: dict, system: dict, counters: d
         os.rename(save, old / save.name)
     os.rename(stage, save)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
     fd = os.open(save.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -344,7 +374,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
 
     with ExitStack() as cleanup:
         workdir = tempfile.mkdtemp(prefix="advise-run-")
-        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        cleanup.callback(remove_tree, workdir)
         stage = None
         if save is not None:
             try:  # root passes the access check in /proc, /sys and read-only mounts: ask the kernel
@@ -352,7 +382,7 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
             except OSError as exc:
                 raise EnvironmentProblem(f"--save {save}: cannot create a directory in {save.parent}: "
                                          f"{exc.strerror or exc}") from None
-            cleanup.callback(shutil.rmtree, stage, ignore_errors=True)
+            cleanup.callback(remove_tree, stage)
         load = LoadCommand(during) if during is not None else None
         perf_data = os.path.join(workdir, "perf.data")
         argv = perf_mod.record_argv(perf, perf_data, duration_s, frequency, target.perf_scope())

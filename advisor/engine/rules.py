@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import input_lines
-from ..errors import InputError
+from ..errors import InputError, unreadable
 from ..paths import not_a_regular_file, rules_dir
 from ..report import unprintable_in
 from .match import SymbolFamily, family
@@ -347,8 +347,10 @@ def load_rule(path: Path, cache: ValidatedCache | None = None) -> Rule:
         raise InputError(f"cannot read rule file: {problem}", str(path))
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read rule file: {exc}", str(path)) from None
+    except OSError as exc:
+        raise unreadable(exc, str(path), "cannot read rule file") from None
     return parse_rule(text, str(path), cache)
 
 

@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputError
+from ..errors import InputError, unreadable
 from ..model import StackTable
 from . import folded, perf_data, perf_script
 
@@ -35,7 +35,7 @@ def read_samples(path: str | os.PathLike, *, keep_addrs: bool = False) -> StackT
     try:
         f = open(path, "rb")
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source) from None
+        raise unreadable(exc, source) from None
     with f:
         magic = f.read(8)
         if f.seekable():

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..errors import EnvironmentProblem, InputError
+from ..errors import EnvironmentProblem, InputError, unreadable
 from ..model import StackTable
 from ..proc import kill_group
 from . import perf_script, perf_spawn
@@ -137,7 +137,7 @@ def _start(path: Path, inline: bool, into: list, whole: bool = False) -> None:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise InputError(f"cannot read perf.data: {exc.strerror or exc}", str(path)) from None
+        raise unreadable(exc, str(path), "cannot read perf.data") from None
     if whole:
         perf_spawn.perf_script(_perf(path), path, inline, into=into)
     else:
