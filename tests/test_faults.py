@@ -117,3 +117,15 @@ def test_too_few_file_descriptors_is_one_line_exit_3_and_leaves_nothing(tmp_path
         leftovers = subprocess.run(["pgrep", "-x", "perf|syscount|runqlat|bpftrace"], capture_output=True, text=True)
         assert leftovers.stdout == "", leftovers.stdout
     assert codes[0] == 3, codes
+
+
+def test_a_file_size_limit_that_stops_perf_record_says_so(tmp_path):
+    """`ulimit -f` below the size of perf.data: perf record is killed by SIGXFSZ, which now says
+    what it means; exit 3, one line, nothing left."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    proc = subprocess.run(["sh", "-c", 'ulimit -f 20; exec "$0" run --duration 2', ADVISE_PROGRAM], capture_output=True,
+                          text=True, timeout=90, cwd=REPO, env={**os.environ, "TMPDIR": str(temporary)})
+    assert proc.returncode == 3 and "`ulimit -f`" in one_line(proc.stderr), proc.stderr
+    assert list(temporary.iterdir()) == []
+    assert subprocess.run(["pgrep", "-x", "perf"], capture_output=True).stdout == b""

@@ -263,6 +263,26 @@ def test_a_full_disk_leaves_no_half_bundle(small_tmpfs):
     assert leftovers == []
 
 
+@pytest.mark.parametrize("size", ["16k", "48k", "64k"])
+def test_a_temporary_directory_too_small_for_the_recording_says_so(tmp_path, size):
+    """TMPDIR on a 16-64 KiB tmpfs: perf record died with no message (its stderr file is in the full
+    directory too), or wrote a perf.data perf script refused, which was reported as bad input
+    (exit 2). Whichever happens, it is now exit 3 naming the full file system; nothing is left."""
+    with tmpfs(tmp_path / "tiny", size) as mount:
+        done = advise("run", "--duration", "2", "--format", "json", env={**os.environ, "TMPDIR": str(mount)})
+        leftovers = os.listdir(mount)
+    if done.returncode == 0:  # it fitted, this time: a report
+        assert json.loads(done.stdout)["profile"]["samples"] > 0
+    else:
+        assert done.returncode == 3 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(f"advise: no space left on {mount} (TMPDIR) for the recording: ")
+        assert done.stderr.endswith("; free some, or set TMPDIR to a larger file system\n")
+    assert leftovers == []
+    assert subprocess.run(["pgrep", "-x", "perf"], capture_output=True).stdout == b""
+    if size == "16k":
+        assert done.returncode == 3  # perf.data alone is larger than this
+
+
 def test_save_refuses_a_directory_that_is_not_empty_before_collecting(tmp_path):
     (tmp_path / "file").write_text("x")
     start = time.monotonic()

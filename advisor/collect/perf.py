@@ -236,6 +236,8 @@ class PerfRecord:
 
 
 def _exit_text(code: int) -> str:
+    if code == -signal.SIGXFSZ:
+        return "killed by SIGXFSZ: perf.data outgrew the file size limit, `ulimit -f`"
     return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
 
 

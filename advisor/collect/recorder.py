@@ -406,13 +406,15 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 bar.update(task, description="reading system state", completed=duration_s, left="")
                 if load:
                     load.stop()
-                recorder.check()
+                with own_recording(workdir):
+                    recorder.check()
                 with lowered_priority():
                     system = collect_system_state(pids=pids or None, comm=comm, netns=netns)
                     system["kernel_symbols"] = kallsyms.presence(rules)
                     bar.update(task, description="symbolising (perf script)")
                     source = str(save) if save is not None else f"advise run on {socket.gethostname()}"
-                    table = _symbolise(perf_data, source, stage, save)
+                    with own_recording(workdir):
+                        table = _symbolise(perf_data, source, stage, save)
                 bar.update(task, description="waiting for the counters")
                 counters_job.join()
                 if counters_job.thread.is_alive():
@@ -448,6 +450,32 @@ def record(duration_s: float, frequency: int = perf_mod.DEFAULT_FREQUENCY, *, co
                 raise EnvironmentProblem(f"--save {save}: cannot write the bundle: "
                                          f"{exc.strerror or exc}; nothing was saved") from None
         return Recording(table, meta, system, counters, missing)
+
+
+@contextmanager
+def own_recording(workdir: str) -> Iterator[None]:
+    """Errors about the recording advise made itself in `workdir` are the machine's (exit 3), never
+    bad input; and when its file system is full, they say so. perf's complaint is lost then: its
+    stderr file is in the same full directory (perf record exited 255 with no message, or wrote a
+    perf.data that perf script refused, found with TMPDIR on a 16-64 KiB tmpfs)."""
+    try:
+        yield
+    except AdvisorError as exc:
+        if nearly_full(workdir):
+            raise EnvironmentProblem(f"no space left on {os.path.dirname(workdir)} (TMPDIR) for the recording: "
+                                     f"{exc}; free some, or set TMPDIR to a larger file system") from None
+        if isinstance(exc, EnvironmentProblem):
+            raise
+        raise EnvironmentProblem(f"the recording advise made could not be read: {exc}") from None
+
+
+def nearly_full(directory: str, below_bytes: int = 1 << 20) -> bool:
+    """Whether the file system of `directory` has less than `below_bytes` left."""
+    try:
+        free = os.statvfs(directory)
+    except OSError:
+        return False
+    return free.f_bavail * free.f_frsize < below_bytes
 
 
 def _symbolise(perf_data: str, source: str, stage: Path | None, save: Path | None) -> StackTable:
