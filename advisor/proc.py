@@ -59,6 +59,16 @@ def descendants(pid: int) -> list[int]:
     return sorted(found)
 
 
+def exit_text(code: int) -> str:
+    """A child's exit status as a message says it: 'exit status 1', 'killed by SIGSEGV'."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
 def reap(pid: int, wait_s: float = 2.0) -> None:
     """Wait for our child `pid` to be gone, up to `wait_s`, for a child known by its ID only (not
     ours, or already reaped: nothing to do). A child killed but not waited for stays a zombie,

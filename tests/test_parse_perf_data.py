@@ -626,3 +626,19 @@ def test_running_out_of_open_files_while_reading_is_one_line_and_exit_3(recordin
             report.unlink()
         assert perf_children() == []
     assert outcomes[0] == 3 and outcomes[-1] == 0, outcomes
+
+
+def test_a_perf_that_crashes_is_named_by_its_signal(recording, tmp_path, monkeypatch):
+    """A perf killed by a signal said "exit status -11". (A perf that crashes is made here with a
+    script of that name on PATH that kills itself: this machine's perf does not crash on demand.)"""
+    from advisor.proc import exit_text
+
+    fake = tmp_path / "bin" / "perf"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    with pytest.raises(InputError, match="perf script failed: killed by SIGSEGV$"):
+        perf_data.read(recording)
+    assert (exit_text(1), exit_text(-9), exit_text(-200)) == ("exit status 1", "killed by SIGKILL",
+                                                            "killed by signal 200")

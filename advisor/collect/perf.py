@@ -22,7 +22,7 @@ from ..model import StackTable
 from ..parse import perf_data, perf_script
 from ..parse.perf_spawn import find_perf
 from ..proc import alive as process_alive
-from ..proc import stop_group
+from ..proc import exit_text, stop_group
 
 EVENT = "cpu-clock"
 #: Sampling frequency per CPU. bench/bench_overhead.py (nginx + wrk, 2 vCPUs, 8 ABBA pairs of 3 s)
@@ -238,7 +238,7 @@ class PerfRecord:
 def _exit_text(code: int) -> str:
     if code == -signal.SIGXFSZ:
         return "killed by SIGXFSZ: perf.data outgrew the file size limit, `ulimit -f`"
-    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    return exit_text(code)
 
 
 class _Tee:

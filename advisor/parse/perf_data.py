@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import EnvironmentProblem, InputError, unreadable
 from ..model import StackTable
-from ..proc import kill_group
+from ..proc import exit_text, kill_group
 from . import perf_script, perf_spawn
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -215,7 +215,7 @@ def _checked(proc: perf_spawn.Spawned, path: Path, timeout: float) -> Iterator[B
         if timed_out.is_set():
             raise InputError(f"perf script did not finish within {timeout:.0f} s", str(path))
         if proc.returncode != 0:
-            message = _first_line(stderr) or f"exit status {proc.returncode}"
+            message = _first_line(stderr) or exit_text(proc.returncode)
             raise PerfFailed(f"perf script failed: {message}", str(path))
 
 
