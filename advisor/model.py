@@ -40,7 +40,7 @@ class StackTable:
         self.time_first: float | None = None
         self.time_last: float | None = None
         self.warnings: list[str] = []
-        self._warned: dict[str, str] = {}  # kind -> its message, as warnings lists them
+        self._warned: set[str] = set()
 
     def add(self, key: StackKey, count: int = 1, period: int = 0) -> None:
         """Add `count` samples of `key`; a missing period weighs 1 per sample."""
@@ -69,7 +69,7 @@ class StackTable:
         """Record a warning once per kind (e.g. 'orphan frame'), keeping the first location."""
         if not self.wants_warning(kind):
             return
-        self._warned[kind] = message
+        self._warned.add(kind)
         self.warnings.append(message)
 
     def wants_warning(self, kind: str) -> bool:
@@ -78,9 +78,10 @@ class StackTable:
         return kind not in self._warned and len(self.warnings) < self.MAX_WARNINGS
 
     def absorb(self, part: "StackTable") -> None:
-        """Add the samples and warnings of `part`, a later stretch of the same recording (a time
-        slice): rows new to this table come after its own, as one reading of the whole would have
-        put them. `part` is emptied (its row lists move here)."""
+        """Add the samples of `part`, a later stretch of the same recording (a time slice): rows
+        new to this table come after its own, as one reading of the whole would have put them.
+        `part` is emptied (its row lists move here). Its warnings are not carried over: they name
+        its own lines and count its own samples (a caller whose part warned reads the whole)."""
         rows, events = self.rows, self.events
         for key, row in part.rows.items():
             mine = rows.get(key)
@@ -102,8 +103,6 @@ class StackTable:
         for t in (part.time_first, part.time_last):
             if t is not None:
                 self.see_time(t)
-        for kind, message in part._warned.items():
-            self.warn(kind, message)
 
     @property
     def samples(self) -> int:

@@ -256,8 +256,6 @@ perf_spawn.Spawned.__init__ = spy
 from advisor.program import main
 sys.exit(main())
 """
-    import json
-
     reports = {}
     for slices in ("1", "3"):  # one perf, or three side by side (time slices): each before the imports
         done = subprocess.run([sys.executable, "-c", child, str(recording)], capture_output=True, text=True,
@@ -506,7 +504,7 @@ def test_ctrl_c_at_any_moment_of_a_read_leaves_no_perf(recording, monkeypatch, s
         assert perf_children() == []
 
 
-def test_absorbing_a_later_slice_adds_its_rows_after_and_keeps_one_warning_per_kind():
+def test_absorbing_a_later_slice_adds_its_rows_after_and_leaves_its_warnings():
     from advisor.model import Frame, StackKey, StackTable
 
     def key(comm):
@@ -527,7 +525,7 @@ def test_absorbing_a_later_slice_adds_its_rows_after_and_keeps_one_warning_per_k
     assert list(first.rows.items()) == [(key("a"), [3, 30]), (key("b"), [1, 10]), (key("c"), [4, 40])]
     assert first.events == {"cpu-clock": [8, 80]} and first.has_period == {"cpu-clock": True}
     assert (first.time_first, first.time_last, first.duration_s) == (5.0, 9.0, 4.0)
-    assert first.warnings == ["rec:3: orphan", "rec (later):9: long"]
+    assert first.warnings == ["rec:3: orphan"]  # the later part's lines are its own: not carried
     assert later.rows == {} and first.source == "rec"
 
 
@@ -607,9 +605,8 @@ sys.exit(cli.main(["analyze", sys.argv[1], "--format", "json", "--output", sys.a
 
 def test_running_out_of_open_files_while_reading_is_one_line_and_exit_3(recording, tmp_path):
     """Too few file descriptors (ulimit -n) was an internal error (exit 70) when perf's pipe could
-    not be made, and a bad input (exit 2) when a bundle's file could not be opened: a limit of the
-    machine is exit 3, with the limit in its one line. With a few more descriptors each time,
-    from none spare to enough: every run is a report or that line, never anything else."""
+    not be made: a limit of the machine is exit 3, with the limit in its one line. With a few more
+    descriptors each time, from none spare to enough: every run is a report or that line."""
     report = tmp_path / "report.json"
     outcomes = []
     for spare in range(0, 9):

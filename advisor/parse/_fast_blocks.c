@@ -31,46 +31,44 @@ typedef struct {
     unsigned long long seconds, fraction;
 } sample_time;
 
-static void
-time_value(sample_time *t)
-{
-    const char *c = t->text;
-    t->seconds = 0;
-    for (; *c != '.'; c++)
-        t->seconds = t->seconds * 10 + (unsigned long long)(*c - '0');
-    int digits = 0;
-    t->fraction = 0;
-    for (c++; *c; c++, digits++)
-        t->fraction = t->fraction * 10 + (unsigned long long)(*c - '0');
-    for (; digits < TIME_DIGITS; digits++)
-        t->fraction *= 10;
-}
-
 static int
 time_before(const sample_time *a, const sample_time *b)
 {
     return a->seconds < b->seconds || (a->seconds == b->seconds && a->fraction < b->fraction);
 }
 
-/* Whether s[start:end] is [0-9]{1,12}\.[0-9]{1,12}; the digits go to buf, NUL-terminated. */
+/* Whether s[start:end] is [0-9]{1,12}\.[0-9]{1,12}; if so, *t holds its text (NUL-terminated)
+   and its value, read in the same pass. */
 static int
-read_time(PyObject *s, Py_ssize_t start, Py_ssize_t end, char *buf)
+read_time(PyObject *s, Py_ssize_t start, Py_ssize_t end, sample_time *t)
 {
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
     Py_ssize_t n = end - start, dot = -1;
+    unsigned long long value = 0;
     if (n < 3 || n > 2 * TIME_DIGITS + 1)
         return 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, start + i);
-        if (c == '.' && dot < 0)
+        if (c == '.' && dot < 0) {
             dot = i;
-        else if (c < '0' || c > '9')
+            t->seconds = value;
+            value = 0;
+        } else if (c < '0' || c > '9') {
             return 0;
-        buf[i] = (char)c;
+        } else {
+            value = value * 10 + (c - '0');
+        }
+        t->text[i] = (char)c;
     }
-    buf[n] = '\0';
-    return dot >= 1 && dot <= TIME_DIGITS && n - dot - 1 >= 1 && n - dot - 1 <= TIME_DIGITS;
+    t->text[n] = '\0';
+    Py_ssize_t decimals = n - dot - 1;
+    if (dot < 1 || dot > TIME_DIGITS || decimals < 1 || decimals > TIME_DIGITS)
+        return 0;
+    for (; decimals < TIME_DIGITS; decimals++)
+        value *= 10; /* the fraction's digits padded: 1.5 and 1.50 are one value */
+    t->fraction = value;
+    return 1;
 }
 
 static int
@@ -188,7 +186,7 @@ count_blocks(PyObject *module, PyObject *args)
         Py_DECREF(key);
         if (found < 0)
             return NULL;
-        if (!found || !read_time(text, time_start, left_end, now.text))
+        if (!found || !read_time(text, time_start, left_end, &now))
             goto miss;
         /* hit = block_cache.get(body) */
         PyObject *body = PyUnicode_Substring(text, body_start, len);
@@ -217,7 +215,6 @@ count_blocks(PyObject *module, PyObject *args)
         long long newlines = PyLong_AsLongLong(PyTuple_GET_ITEM(hit, 1));
         if (newlines == -1 && PyErr_Occurred())
             return NULL;
-        time_value(&now);
         if (!have_time) {
             tmin = tmax = now;
             have_time = 1;
