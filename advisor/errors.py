@@ -48,6 +48,15 @@ def limit_reached(exc: BaseException) -> str | None:
         return memory
     if isinstance(exc, RuntimeError) and str(exc) == "can't start new thread":
         return f"out of memory ({exc}): see `ulimit -v`, `ulimit -u` and the cgroup's memory.max"
+    if isinstance(exc, ImportError):
+        # an extension module that dlopen() could not load says why in the C library's words
+        # only ("zlib...so: cannot open shared object file: Too many open files"): no errno
+        import os
+
+        for number in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            if str(exc).endswith(os.strerror(number)):
+                return limit_reached(OSError(number, os.strerror(number)))
+        return None
     if not isinstance(exc, OSError):
         return None
     if exc.errno == errno.ENOMEM:

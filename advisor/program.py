@@ -32,7 +32,7 @@ def main() -> int:
         code, message = how_it_stopped(exc)
         os.write(2, f"advise: {message}\n".encode())
         return code
-    except (MemoryError, OSError) as exc:  # a limit of the machine, met while importing
+    except (MemoryError, OSError, ImportError) as exc:  # a limit of the machine, met while importing
         from .errors import EnvironmentProblem, limit_reached
 
         problem = limit_reached(exc)

@@ -351,6 +351,11 @@ def test_a_machine_limit_met_while_reading_a_file_is_exit_3_not_bad_input(tmp_pa
     assert "ulimit -v" in limit_reached(MemoryError())
     assert "ulimit -u" in limit_reached(RuntimeError("can't start new thread"))
     assert limit_reached(RuntimeError("something else")) is None and limit_reached(ValueError()) is None
+    # an extension module dlopen() could not load (found in CI: zlib, imported late, at the limit)
+    refused = ImportError("/x/zlib.cpython-311-x86_64-linux-gnu.so: cannot open shared object file: "
+                          + os.strerror(errno.EMFILE))
+    assert f"this process may have {soft} open at once" in limit_reached(refused)
+    assert limit_reached(ImportError("No module named 'nothing'")) is None
 
 
 def test_an_error_naming_a_hostile_path_is_still_one_escaped_line(tmp_path):
