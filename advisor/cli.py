@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AdvisorError, EnvironmentProblem, UsageError, limit_reached
+from .stop_signals import StopSignalsHeld
 
 EXIT_GATE = 1
 EXIT_INTERNAL = 70
@@ -216,11 +217,13 @@ def cmd_analyze(args) -> int:
         # while perf loads its symbols (~0.15 s): the analysis and the report's imports, so that
         # none of them waits for perf's last line; a terminal's highlighting is prepared while
         # perf writes (its first use costs ~30 ms: see report.terminal.prepare)
-        from .analysis import analyze
-        from .background import Background
+        with StopSignalsHeld():  # a stop signal during imports waits for their end (see program)
+            from .analysis import analyze
+            from .background import Background
+            from .parse import detect, perf_script  # noqa: F401  (analyze reads with them)
 
-        module = renderer(output_format)
-        console = terminal_console(args.output) if output_format == "terminal" else None
+            module = renderer(output_format)
+            console = terminal_console(args.output) if output_format == "terminal" else None
         prepared = Background(module.prepare, console) if console is not None else None
         result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
     if args.export:

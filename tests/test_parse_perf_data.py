@@ -277,6 +277,15 @@ def test_the_advise_program_starts_nothing_early_for_text_or_a_missing_file(tmp_
     assert not perf_spawn._EARLY
 
 
+def test_an_early_perf_nobody_takes_is_killed_and_its_pipe_closed(recording):
+    from advisor.parse import perf_spawn
+
+    key = perf_spawn.start_early(recording)
+    (proc,) = perf_spawn._EARLY[key]
+    perf_spawn.discard_early()
+    assert not perf_spawn._EARLY and proc.stdout.closed and proc.poll() is not None
+
+
 ADVISE_PROGRAM = [sys.executable, "-c", "import sys; from advisor.program import main; sys.exit(main())"]
 
 
@@ -563,6 +572,33 @@ def test_a_held_default_sigterm_ends_the_process_when_the_block_ends():
             "print('after', flush=True)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == -15 and done.stdout == "inside\n"
+
+
+def test_a_stop_signal_during_the_imports_is_acted_on_when_they_end(tmp_path):
+    """Python 3.11 turns an exception raised inside a class's __set_name__ into a RuntimeError: a
+    SIGTERM that came while such a class was made, during the `advise` program's imports, printed
+    a traceback. It now waits for the imports' end: one line, 128 + 15. (The signal is sent by the
+    descriptor itself, to land there every time; the module is imported with advisor.cli.)"""
+    (tmp_path / "named.py").write_text(
+        "import os, signal\n"
+        "class Named:\n"
+        "    def __set_name__(self, owner, name):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        sum(range(10000))  # Python code: the handler runs here, without the hold\n"
+        "class Owner:\n"
+        "    attribute = Named()\n")
+    child = (f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+             "class WithCli:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name == 'advisor.cli':\n"
+             "            import named\n"
+             "        return None\n"
+             "sys.meta_path.insert(0, WithCli())\n"
+             "sys.argv = ['advise', 'rules']\n"
+             "from advisor.program import main\n"
+             "sys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (143, "advise: stopped by signal 15\n", "")
 
 
 def _perf_reading(path: Path) -> list[str]:

@@ -23,15 +23,12 @@ import _signal  # the C part of `signal`: `signal` imports enum (~6 ms), and thi
 import _thread
 import fcntl
 import os
-import stat
 import time  # built into the interpreter: nothing to load
 
 from ..stop_signals import StopSignalsHeld  # _signal only: nothing to load
+from .kernel_symbols import kallsyms_file  # os only
+from .perf_header import is_perf_data, sample_facts  # os only
 
-MAGIC = b"PERFILE2"
-HEADER_BYTES = 104  # struct perf_file_header: magic, size, attr_size, 3 sections, feature bits
-FEATURE_SAMPLE_TIME = 21  # HEADER_SAMPLE_TIME: the times of the first and the last sample
-SAMPLE_TYPE_TIME = 1 << 2  # PERF_SAMPLE_TIME in perf_event_attr.sample_type (at byte 24)
 SLICE_BYTES = 12 << 20  # of sample data per `perf script` run side by side (see time_slices)
 MAX_SLICES = 8
 STATUS_LOST = -255  # the process was reaped by someone else: its exit status is unknown
@@ -55,6 +52,9 @@ def perf_command(perf: str, path: str | os.PathLike, inline: bool = True,
         cmd.append("--no-inline")  # halves perf's time on a DWARF recording, drops (inlined) frames
     if time_range is not None:
         cmd += ["--time", time_range]
+    kallsyms = kallsyms_file(path)
+    if kallsyms is not None:  # perf's own copy of /proc/kallsyms, where it says the same
+        cmd += ["--kallsyms", kallsyms]
     return cmd
 
 
@@ -74,7 +74,7 @@ def time_slices(path: str | os.PathLike) -> list[str | None]:
     and last sample times (perf refuses percentages without), at least a microsecond per slice
     apart, and a time in every event's samples (perf puts a sample without one in every slice).
     """
-    facts = _sample_facts(path)
+    facts = sample_facts(path)
     if facts is None:
         return [None]
     data_bytes, span_ns = facts
@@ -90,49 +90,6 @@ def time_slices(path: str | os.PathLike) -> list[str | None]:
     return [f"{start}-{end}" for start, end in zip(edges, edges[1:])]
 
 
-def _sample_facts(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(bytes of sample data, nanoseconds from the first sample to the last) from the header of
-    the perf.data file `path`, when every event's samples carry their time; else None."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None  # opening a FIFO would wait for a writer, and reading it take perf's bytes
-        with open(path, "rb") as handle:
-            header = handle.read(HEADER_BYTES)
-            if len(header) < HEADER_BYTES or header[:len(MAGIC)] != MAGIC or _u64(header, 8) < HEADER_BYTES:
-                return None  # not perf.data, or its pipe form (no sections, no features)
-            attr_size, attrs_offset, attrs_size = _u64(header, 16), _u64(header, 24), _u64(header, 32)
-            data_offset, data_size = _u64(header, 40), _u64(header, 48)
-            features = int.from_bytes(header[72:104], "little")
-            if not features >> FEATURE_SAMPLE_TIME & 1 or attr_size < 32 or not attrs_size \
-                    or attrs_size % attr_size or attrs_size > 1 << 20:
-                return None
-            handle.seek(attrs_offset)
-            attrs = handle.read(attrs_size)
-            if len(attrs) < attrs_size or any(not _u64(attrs, at + 24) & SAMPLE_TYPE_TIME
-                                              for at in range(0, attrs_size, attr_size)):
-                return None  # an event whose samples have no time
-            # the feature sections follow the data, one per feature present, in bit order
-            index = bin(features & ((1 << FEATURE_SAMPLE_TIME) - 1)).count("1")
-            handle.seek(data_offset + data_size + 16 * index)
-            section = handle.read(16)
-            if len(section) < 16 or _u64(section, 8) < 16:
-                return None
-            handle.seek(_u64(section, 0))
-            times = handle.read(16)
-    except (OSError, ValueError, OverflowError):
-        return None
-    if len(times) < 16:
-        return None
-    first, last = _u64(times, 0), _u64(times, 8)
-    if not 0 < first <= last:
-        return None
-    return data_size, last - first
-
-
-def _u64(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at:at + 8], "little")
-
-
 def perf_input(path: str | os.PathLike) -> str:
     """The path to give perf for `path`. perf runs with /dev/null as its stdin, so `/dev/stdin`
     (`advise analyze /dev/stdin < perf.data`) or another of our descriptors must be named
@@ -144,18 +101,6 @@ def perf_input(path: str | os.PathLike) -> str:
         if text.startswith(own) and text[len(own):].isdigit():
             return f"/proc/{os.getpid()}/fd/{text[len(own):]}"
     return text
-
-
-def is_perf_data(path: str | os.PathLike) -> bool:
-    """Whether `path` is a perf.data file (a regular one: the first bytes read from a pipe would
-    be lost to the reader that follows)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as handle:
-            return handle.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
 
 
 def perf_script(perf: str, path: str | os.PathLike, inline: bool = True,
