@@ -214,9 +214,9 @@ def cmd_analyze(args) -> int:
     output_format = "export" if args.export else args.format
     refuse_overwriting(args.output, output_format, [args.path])
     with perf_data.started_early(args.path):
-        # while perf loads its symbols (~0.15 s): the analysis and the report's imports, so that
-        # none of them waits for perf's last line; a terminal's highlighting is prepared while
-        # perf writes (its first use costs ~30 ms: see report.terminal.prepare)
+        # while perf loads its symbols (~0.1 s): the analysis and the report's imports, so that
+        # none of them waits for perf's last line; the terminal's first-rendering costs are paid
+        # while perf writes (see report.terminal.prepare)
         with StopSignalsHeld():  # a stop signal during imports waits for their end (see program)
             from .analysis import analyze
             from .background import Background

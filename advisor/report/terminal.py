@@ -21,13 +21,25 @@ STATUS_STYLE = {"ok": "green", "unavailable": "yellow", "failed": "bold red"}
 CONFIDENCE_STYLE = {"high": "bold", "medium": "", "low": "dim"}
 SECURITY = "weakens"
 TOP_ROWS = 8
+#: The commands' highlighting on a colour terminal, in order (a later style wins where two meet:
+#: a comment's words stay a comment). A few regular expressions over the same Text as without
+#: colour, so the layout cannot change: pygments' bash lexer (rich.syntax) cost ~30 ms of CPU
+#: to import and build, shared with the parse while perf writes (one GIL), for these commands.
+SHELL_STYLES = (
+    (r"(?m)^[ \t]*[\w./-]+", "bold"),  # the command: a line's first word
+    (r"(?<![\w-])--?[A-Za-z][\w.-]*", "cyan"),  # an option
+    (r"\|\||&&|[|;]", "bold yellow"),  # what joins commands
+    (r"<[\w-]+>|\{[\w-]+\}", "bold magenta"),  # a placeholder to fill in
+    (r"\$\(\(?|\$\{?\w+\}?", "magenta"),  # a variable, a substitution's start
+    (r"'[^'\n]*'|\"(?:[^\"\\\n]|\\.)*\"", "green"),  # a quoted word
+    (r"(?m)(?:^|(?<=\s))#.*$", "not bold italic bright_black"),  # a comment: its colour, no other
+)
 
 
 def render(result: dict, console: Console) -> None:
     """Print the report on `console` (a terminal or not; keep it within 100 columns to read well).
 
-    Without colour (a pipe, a file) the commands' syntax highlighting cannot show, and it is a
-    third of the report's first rendering (~12 ms of ~35): the commands are then plain text.
+    Without colour (a pipe, a file) the commands' highlighting cannot show: they are plain text.
     """
     console.print(renderable(result, highlight=console.color_system is not None))
 
@@ -167,31 +179,22 @@ def _shell(label: str, commands: list[str], highlight: bool) -> list[RenderableT
     heading = Text(label, style="bold")
     if not commands:
         return [heading.append(" none", style="dim")]
-    if not highlight:
-        return [heading, Text("\n".join(commands))]
-    return [heading, _highlighted("\n".join(commands))]
-
-
-def _highlighted(shell: str) -> RenderableType:
-    from rich.syntax import Syntax  # with pygments, ~12 ms to import: only when it can show
-
-    return Syntax(shell, "bash", theme="ansi_dark", background_color="default", word_wrap=True)
+    text = Text("\n".join(commands))
+    if highlight:
+        for pattern, style in SHELL_STYLES:
+            text.highlight_regex(pattern, style)
+    return [heading, text]
 
 
 def prepare(console: Console) -> None:
-    """Pay now the one-off costs of the report's first rendering on `console`, for a caller with
+    """Pay now the one-off cost of the report's first rendering on `console`, for a caller with
     time to spare before the result exists (`advise analyze`, while perf is still writing): the
-    table of character widths (~1 ms) and, on a console with colour, the commands' highlighting
-    (importing pygments, building the bash lexer's regular expressions, the theme's styles: ~30 ms
-    of the report's first rendering on a terminal)."""
+    table of character widths (~1 ms) and the highlighting's regular expressions."""
     import io
 
     scratch = Console(file=io.StringIO(), color_system=console.color_system, width=40)
     widths = Text("tier 1 · share 5.0% × r = 0.5 – •")  # the report's non-ASCII characters
-    if console.color_system is None:
-        scratch.print(widths)
-    else:
-        scratch.print(widths, _highlighted("sysctl -w net.core.busy_poll=50 # x\n"))
+    scratch.print(widths, *_shell("x", ["sysctl -w a.b=$((1)) -x '<y>' | z   # c"], console.color_system is not None))
 
 
 def _collectors(collectors: dict) -> list[RenderableType]:
