@@ -207,7 +207,8 @@ def render_result(result, fmt: str, output: Path | None, console=None) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from .parse import perf_data
+    with StopSignalsHeld():  # a stop signal during imports waits for their end (see advisor.program)
+        from .parse import perf_data
 
     if args.export and args.output is None:
         raise UsageError("--export needs --output FILE")
@@ -217,10 +218,10 @@ def cmd_analyze(args) -> int:
         # while perf loads its symbols (~0.1 s): the analysis and the report's imports, so that
         # none of them waits for perf's last line; the terminal's first-rendering costs are paid
         # while perf writes (see report.terminal.prepare)
-        with StopSignalsHeld():  # a stop signal during imports waits for their end (see program)
+        with StopSignalsHeld():
             from .analysis import analyze
             from .background import Background
-            from .parse import detect, perf_script  # noqa: F401  (analyze reads with them)
+            from .parse import detect  # noqa: F401  (what analyze reads with, imported in this block)
 
             module = renderer(output_format)
             console = terminal_console(args.output) if output_format == "terminal" else None
