@@ -14,7 +14,9 @@ where the whole took 1.24 s here.
 per-process recording has no CPU field, a tracepoint has its payload, and asking for a field
 the file lacks is an error), adds the PID, so stacks carry PID/TID, and drops the `+0xOFF`
 symbol offsets, which the parser strips anyway: perf writes 6% less text and runs ~15%
-faster (measured on a 20 s system-wide recording), with the same StackTable.
+faster (measured on a 20 s system-wide recording), with the same StackTable. And where it says
+the same as /proc/kallsyms, perf reads its own copy of the kernel's symbols (`--kallsyms`, see
+kernel_symbols): the kernel writes /proc/kallsyms afresh on each of perf's three reads.
 """
 
 from __future__ import annotations
