@@ -15,7 +15,6 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AdvisorError, EnvironmentProblem, UsageError, limit_reached
-from .stop_signals import StopSignalsHeld
 
 EXIT_GATE = 1
 EXIT_INTERNAL = 70
@@ -207,8 +206,7 @@ def render_result(result, fmt: str, output: Path | None, console=None) -> None:
 
 
 def cmd_analyze(args) -> int:
-    with StopSignalsHeld():  # a stop signal during imports waits for their end (see advisor.program)
-        from .parse import perf_data
+    from .parse import perf_data
 
     if args.export and args.output is None:
         raise UsageError("--export needs --output FILE")
@@ -218,13 +216,11 @@ def cmd_analyze(args) -> int:
         # while perf loads its symbols (~0.1 s): the analysis and the report's imports, so that
         # none of them waits for perf's last line; the terminal's first-rendering costs are paid
         # while perf writes (see report.terminal.prepare)
-        with StopSignalsHeld():
-            from .analysis import analyze
-            from .background import Background
-            from .parse import detect  # noqa: F401  (what analyze reads with, imported in this block)
+        from .analysis import analyze
+        from .background import Background
 
-            module = renderer(output_format)
-            console = terminal_console(args.output) if output_format == "terminal" else None
+        module = renderer(output_format)
+        console = terminal_console(args.output) if output_format == "terminal" else None
         prepared = Background(module.prepare, console) if console is not None else None
         result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
     if args.export:

@@ -14,7 +14,7 @@ import sys
 
 
 def main() -> int:
-    from .stop_signals import StopSignalsHeld, handle_as_interrupt, how_it_stopped
+    from .stop_signals import handle_as_interrupt, how_it_stopped
 
     handle_as_interrupt()  # before anything is started: SIGTERM cleans up as Ctrl-C does
     words = sys.argv[1:]
@@ -25,11 +25,7 @@ def main() -> int:
             candidates = [w for w in words[1:] if not w.startswith("-") and perf_spawn.is_perf_data(w)]
             if len(candidates) == 1:  # the file to analyse (an option's value is never a perf.data)
                 perf_spawn.start_early(candidates[0])
-        # A stop signal during the imports waits for their end: raised at an arbitrary point of an
-        # import, a KeyboardInterrupt inside a class's __set_name__ came out as a RuntimeError
-        # traceback (Python 3.11), and inside the import system's weakref callback it was lost.
-        with StopSignalsHeld():
-            from .cli import main as run_command
+        from .cli import main as run_command
 
         return run_command()
     except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal before the command took over

@@ -12,8 +12,10 @@ Only the `advise` program installs this, never a notebook importing advisor.
 from __future__ import annotations
 
 import _signal  # the C part of `signal` (which imports enum, ~6 ms): this runs before perf starts
+import sys
 
 STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGHUP)
+RETRY_S = 0.005  # how soon a signal that came during an import is looked at again
 
 
 class Terminated(KeyboardInterrupt):
@@ -25,13 +27,43 @@ class Terminated(KeyboardInterrupt):
 
 
 def handle_as_interrupt() -> None:
+    """Ctrl-C and the stop signals raise KeyboardInterrupt (Terminated) in the main thread, but
+    never inside an import (see _interrupt)."""
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _interrupt)
     for signum in STOP_SIGNALS:
         if _signal.getsignal(signum) != _signal.SIG_IGN:
-            _signal.signal(signum, _raise_terminated)
+            _signal.signal(signum, _interrupt)
+    _signal.signal(_signal.SIGALRM, _look_again)
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated(signum)
+_deferred: list[int] = []  # signals that came during an import, to act on when it has ended
+
+
+def _interrupt(signum: int, frame) -> None:
+    """Raise the signal as an interrupt where the main thread is, unless that is inside the import
+    system: there an exception is lost (an import lock's weakref callback prints and drops it) or
+    becomes another (Python 3.11 turns one raised in a class's __set_name__ into a RuntimeError:
+    a traceback, exit 1, found with SIGTERM at random moments of `advise analyze`'s start-up).
+    Then it is acted on RETRY_S later (SIGALRM), or later still if an import is still under way."""
+    if _importing(frame):
+        _deferred.append(signum)
+        _signal.setitimer(_signal.ITIMER_REAL, RETRY_S)
+        return
+    raise KeyboardInterrupt() if signum == _signal.SIGINT else Terminated(signum)
+
+
+def _look_again(signum: int, frame) -> None:
+    if _deferred:
+        _interrupt(_deferred.pop(0), frame)
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def how_it_stopped(exc: KeyboardInterrupt) -> tuple[int, str]:
@@ -47,7 +79,7 @@ class StopSignalsHeld:
     thread is ever interrupted, and only there can handlers change: elsewhere this does nothing."""
 
     def __enter__(self) -> "StopSignalsHeld":
-        self.caught: list[tuple[int, object]] = []
+        self.caught: list[int] = []
         self.previous: dict[int, object] = {}
         for signum in (_signal.SIGINT, *STOP_SIGNALS):
             try:
@@ -57,16 +89,16 @@ class StopSignalsHeld:
         return self
 
     def _hold(self, signum: int, frame) -> None:
-        self.caught.append((signum, frame))
+        self.caught.append(signum)
 
     def __exit__(self, *exc) -> None:
         import os
 
         for signum, handler in self.previous.items():
             _signal.signal(signum, handler)
-        for signum, frame in self.caught:
+        for signum in self.caught:
             handler = self.previous[signum]
-            if callable(handler):
-                handler(signum, frame)  # Python's default for SIGINT raises KeyboardInterrupt
+            if callable(handler):  # where the block ends (for _interrupt: is an import under way?)
+                handler(signum, sys._getframe())  # Python's default for SIGINT raises KeyboardInterrupt
             elif handler != _signal.SIG_IGN:
                 os.kill(os.getpid(), signum)  # the default action (SIGTERM: end), now

@@ -92,7 +92,7 @@ def test_a_stop_signal_while_a_pathology_is_removed_waits_for_the_removal():
     from advisor.lab.verify import interrupts_deferred
     from advisor.stop_signals import STOP_SIGNALS, Terminated, handle_as_interrupt
 
-    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGALRM, *STOP_SIGNALS)}
     steps = []
     try:
         handle_as_interrupt()
