@@ -11,17 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import statistics
-import threading
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ..collect.recorder import check_save_target
 from ..errors import EnvironmentProblem
-from ..stop_signals import STOP_SIGNALS
+from ..stop_signals import StopSignalsHeld
 from . import pathologies
 from .testbed import Testbed
 
@@ -197,27 +193,11 @@ def run_scenario(tb: Testbed, scenario: str, s: LabSettings) -> ScenarioResult:
     return res
 
 
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
+def interrupts_deferred() -> StopSignalsHeld:
     """Ctrl-C (and SIGTERM/SIGHUP, which the `advise` program handles as Ctrl-C) during the block
-    is delivered when it ends (a handler, not a blocked signal mask, which the processes started
-    meanwhile, nginx among them, would inherit). Main thread only: elsewhere Python receives no
-    signals. A signal that is ignored stays ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {}
-    for signum in (signal.SIGINT, *STOP_SIGNALS):
-        if signal.getsignal(signum) != signal.SIG_IGN:
-            previous[signum] = signal.signal(signum, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if caught:
-            signal.raise_signal(caught[0])
+    is acted on when it ends: advisor.stop_signals.StopSignalsHeld (a handler, not a blocked
+    signal mask, which the processes started meanwhile, nginx among them, would inherit)."""
+    return StopSignalsHeld()
 
 
 def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[ScenarioResult]:
