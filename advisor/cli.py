@@ -172,6 +172,40 @@ def terminal_console(output: Path | None):
     return Console(record=True, width=100, file=open(os.devnull, "w"))
 
 
+#: What the terminal report imports, leaves first, one step each (see report_ready): rich's
+#: modules of 0.1-5 ms each here, where importing `rich.console` alone is one step of ~15 ms.
+#: A name another version of rich lacks is passed over: the report's own import loads the rest.
+RICH_MODULES = ("random", "datetime", "rich.color", "rich.style", "rich.theme", "rich.cells", "rich.segment",
+                "rich.measure", "rich.align", "rich.control", "rich.emoji", "rich.text", "rich.highlighter",
+                "rich.markup", "rich.pager", "rich.screen", "rich.styled", "rich.console", "rich.padding",
+                "rich.box", "rich.panel", "fractions", "rich.table")
+
+
+def report_ready(fmt: str, output: Path | None):
+    """The report's module imported, in steps of a few ms for advisor.idle.Steps, returning for
+    the terminal its console with the first rendering's one-off costs paid (report.terminal.prepare).
+
+    `advise analyze` needs them only after perf's last line, and has time while perf writes;
+    but a step must stay shorter than perf takes to fill its pipe (~8 ms), or perf waits.
+    """
+    import importlib
+
+    if fmt == "terminal":
+        for name in RICH_MODULES:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError:
+                pass
+            yield
+    module = renderer(fmt)
+    if fmt != "terminal":
+        return None
+    yield
+    console = terminal_console(output)
+    module.prepare(console)
+    return console
+
+
 def render_result(result, fmt: str, output: Path | None, console=None) -> None:
     """Write an analysis Result in one format to stdout or (atomically) to `output` (a terminal
     report on `console` when given, as terminal_console(output) makes it)."""
@@ -213,21 +247,18 @@ def cmd_analyze(args) -> int:
     output_format = "export" if args.export else args.format
     refuse_overwriting(args.output, output_format, [args.path])
     with perf_data.started_early(args.path):
-        # while perf loads its symbols (~0.1 s): the analysis and the report's imports, so that
-        # none of them waits for perf's last line; the terminal's first-rendering costs are paid
-        # while perf writes (see report.terminal.prepare)
+        # while perf loads its symbols (~0.05 s) and writes: the analysis's imports, then the
+        # report's, taken in steps by the reader whenever perf's pipe is empty, so that none of
+        # them waits for perf's last line nor keeps perf waiting (see report_ready)
         from .analysis import analyze
-        from .background import Background
+        from .idle import Steps
 
-        module = renderer(output_format)
-        console = terminal_console(args.output) if output_format == "terminal" else None
-        prepared = Background(module.prepare, console) if console is not None else None
-        result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
+        with Steps(report_ready(output_format, args.output)) as ready:
+            result = analyze(args.path, comm=args.comm, pid=args.pid, event=args.event, rules_dir=args.rules)
+            console = ready.result()
     if args.export:
         write_atomically(args.output, renderer("export").render(result.profile, args.export))
     else:
-        if prepared is not None:
-            prepared.result()
         render_result(result, args.format, args.output, console)
     return gate(result.data, args.fail_on_gain)
 

@@ -90,16 +90,22 @@ def test_a_report_without_colour_does_not_highlight_the_commands(tmp_path):
     assert after["code"] == 0 and after["heavy"] == []
 
 
-IMPORTED_WHEN_THE_ANALYSIS_STARTS = r"""
+REPORT_MADE_READY_WHILE_READING = r"""
 import json, os, sys
-from advisor import analysis, cli
-seen = {}
-analyze = analysis.analyze
-def watched(*args, **kwargs):
+from advisor import analysis, cli, idle
+seen = {"steps_by_readers": 0}
+step = idle.step
+def counted():  # what perf_spawn.PolledPipe calls when perf's pipe is empty
+    took = step()
+    seen["steps_by_readers"] += took
+    return took
+idle.step = counted
+evaluate = analysis.analyze_evidence
+def watched(*args, **kwargs):  # perf's last line has been read; the report comes next
     seen["imported"] = [m for m in ("advisor.report.terminal", "rich.console", "advisor.report.export")
                         if m in sys.modules]
-    return analyze(*args, **kwargs)
-analysis.analyze = watched
+    return evaluate(*args, **kwargs)
+analysis.analyze_evidence = watched
 sys.stdout = open(os.devnull, "w")
 code = cli.main(["analyze", *sys.argv[1:]])
 sys.stdout = sys.__stdout__
@@ -107,19 +113,29 @@ print(json.dumps({"code": code, **seen}))
 """
 
 
+@pytest.fixture(scope="module")
+def perf_recording(tmp_path_factory):
+    from tests.test_parse_perf_data import record
+
+    return record(tmp_path_factory.mktemp("perf"), "perf.data", "-g")
+
+
 @pytest.mark.parametrize("extra, imported", [
     ([], ["advisor.report.terminal", "rich.console"]),
     (["--export", "folded", "--output", "OUT"], ["advisor.report.export"]),
 ])
-def test_the_report_is_imported_before_the_analysis_reads(tmp_path, extra, imported):
-    """rich alone takes ~45 ms to import: done before the analysis starts, it overlaps perf's
-    symbol loading instead of following perf's last line."""
+def test_the_report_is_made_ready_while_the_reader_waits_for_perf(tmp_path, perf_recording, extra, imported):
+    """rich takes ~25 ms of CPU to import: taken in steps by the reader while perf loads its
+    symbols (its pipe empty), it follows neither perf's last line nor keeps perf waiting. Here all
+    of them are taken by then; on a loaded machine 18 of 26 were (so only "some" is asserted)."""
     extra = [str(tmp_path / "out") if word == "OUT" else word for word in extra]
-    run = subprocess.run([sys.executable, "-c", IMPORTED_WHEN_THE_ANALYSIS_STARTS,
-                          str(samples_dir() / "netfilter"), *extra], capture_output=True, text=True,
-                         timeout=60, env={"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    run = subprocess.run([sys.executable, "-c", REPORT_MADE_READY_WHILE_READING, str(perf_recording), *extra],
+                         capture_output=True, text=True, timeout=60,
+                         env={"XDG_CACHE_HOME": str(tmp_path), "PATH": os.environ["PATH"]})
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == {"code": 0, "imported": imported}
+    seen = json.loads(run.stdout)
+    assert seen["code"] == 0 and seen["steps_by_readers"] >= 1, seen
+    assert set(seen["imported"]) <= set(imported), seen  # only what this report needs
 
 
 @pytest.mark.parametrize("columns", [None, "50", "0", "wide"])

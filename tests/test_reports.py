@@ -401,6 +401,55 @@ def test_terminal_highlights_the_parts_of_a_command(result):
     assert not any(text in styles.get(False, {}) for text in ("ethtool", "-K", "<device>", "# one", "'quoted'"))
 
 
+def _cells(renderable, width: int) -> list[list[tuple[str, str]]]:
+    """Each line of `renderable` as (character, style) pairs: what a terminal shows."""
+    console = Console(width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    lines: list[list[tuple[str, str]]] = [[]]
+    for segment in console.render(renderable):
+        for char in segment.text:
+            if char == "\n":
+                lines.append([])
+            else:
+                lines[-1].append((char, str(segment.style or "")))
+    return lines
+
+
+ROWS = [("source", "samples/jsonsrv-baseline/perf.script.gz"),
+        ("bottleneck", "every CPU is saturated — all CPUs saturated (cpu0 99%, cpu1 98%) " * 2),
+        ("  mitigation-spectre-v1:", "needs system state: no system.json\nsecond line, then an unbreakable "
+                                     "word: " + "x" * 70),
+        ("•", "[bold]not markup[/] ⚠ wide ☃ characters 漢字漢字")]
+
+
+@pytest.mark.parametrize("width", [30, 41, 80, 100, 160])
+@pytest.mark.parametrize("gap, label_style, text_style", [(1, "dim bold", "dim"), (2, "bold", ""), (1, "", "yellow")])
+def test_terminal_rows_lay_out_as_a_two_column_grid(width, gap, label_style, text_style):
+    """terminal.Rows replaced rich's Table.grid (5x its speed): the same characters in the same
+    styles, wrapped, cut with an ellipsis, or padded the same way, at every width."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, gap))
+    grid.add_column(no_wrap=True, style=label_style)
+    grid.add_column(style=text_style)
+    for label, text in ROWS:
+        grid.add_row(Text(label), Text(text))
+    rows = terminal.Rows([(Text(label), Text(text)) for label, text in ROWS], gap=gap, label_style=label_style,
+                         text_style=text_style)
+    assert _cells(rows, width) == _cells(grid, width)
+
+
+@pytest.mark.parametrize("width", [3, 12, 20])
+def test_terminal_rows_narrower_than_their_labels_stay_within_the_width(width):
+    """There a grid drops the texts; Rows cuts the labels and keeps a column of text."""
+    from rich.text import Text
+
+    rows = terminal.Rows([(Text(label), Text(text)) for label, text in ROWS], gap=2)
+    lines = _cells(rows, width)
+    assert max(len(line) for line in lines) == width
+    assert lines[0][-1][0] == "…"  # 'samples/...', cut to its one column
+
+
 def test_terminal_prints_markup_like_text_literally(result):
     result["recommendations"][0]["evidence"] = ["[bold]ipt_do_table[/] in [kernel.kallsyms] :warning:"]
     text = _plain(result)

@@ -27,6 +27,7 @@ import fcntl
 import os
 import time  # built into the interpreter: nothing to load
 
+from .. import idle  # nothing to load
 from ..stop_signals import StopSignalsHeld  # _signal only: nothing to load
 from .kernel_symbols import kallsyms_file  # os only
 from .perf_header import is_perf_data, sample_facts  # os only
@@ -180,8 +181,9 @@ class Spawned:
 
 
 class PolledPipe:
-    """The read end of a pipe, read without blocking: when it is empty the reader sleeps
-    POLL_SECONDS and looks again, instead of waiting in read().
+    """The read end of a pipe, read without blocking: when it is empty the reader takes a step of
+    pending work (advisor.idle), or else sleeps POLL_SECONDS, and looks again, instead of
+    waiting in read().
 
     Why: a reader waiting in read() is woken by each of the writer's writes (perf writes 4 KiB at
     a time, ~5000 writes for a 20 MB output), a wake-up across CPUs each time, which a VM pays
@@ -210,7 +212,8 @@ class PolledPipe:
             try:
                 return os.read(self._fd, size)
             except BlockingIOError:
-                time.sleep(POLL_SECONDS)
+                if not idle.step():  # nothing else to do meanwhile (see advisor.idle)
+                    time.sleep(POLL_SECONDS)
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` bytes, what is there (as read1); all of it to end of file when `size` is

@@ -9,8 +9,10 @@ On a console without colour (a pipe, a file) the same layout prints as plain tex
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -58,13 +60,53 @@ def renderable(result: dict, highlight: bool = True) -> RenderableType:
     parts.extend(_collectors(result.get("collectors") or {}))
     parts.extend(_dim_list("Clean", [(e["rule"], _clean_reason(e)) for e in result["clean"]]))
     if result["warnings"]:
-        warnings = Table.grid(padding=(0, 1))
-        warnings.add_column(no_wrap=True)
-        warnings.add_column(style="yellow")
-        for warning in result["warnings"]:
-            warnings.add_row(Text(" "), Text(warning))
+        warnings = Rows([(Text(" "), Text(warning)) for warning in result["warnings"]], text_style="yellow")
         parts += [Text("Warnings", style="bold yellow"), warnings]
     return Group(*parts)
+
+
+class Rows:
+    """Labels and the texts beside them, each text wrapping under itself: the layout of a
+    two-column Table.grid (the same lines, the same styles) without measuring every cell twice.
+    The report's lists and facts took ~5x as long as grids (2.3 ms against 0.5 for the clean
+    rules), time paid after perf's last line."""
+
+    def __init__(self, rows: list[tuple[Text, Text]], gap: int = 1, label_style: str = "", text_style: str = ""):
+        self.rows = rows
+        self.gap = gap
+        self.label_style = label_style
+        self.text_style = text_style
+
+    def _widths(self, console: Console, options: ConsoleOptions) -> tuple[int, int]:
+        """The label column as wide as its widest label, the text column what is left, at most
+        (on a console narrower than the labels, they are cut: a column of the text is kept)."""
+        label = max((label.cell_len for label, _ in self.rows), default=0)
+        label = max(0, min(label, options.max_width - self.gap - 1))
+        text = max((Measurement.get(console, options, text).maximum for _, text in self.rows), default=0)
+        return label, max(1, min(text, options.max_width - label - self.gap))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        label_width, text_width = self._widths(console, options)
+        label_style, text_style = console.get_style(self.label_style), console.get_style(self.text_style)
+        gap, new_line = Segment(" " * self.gap, label_style), Segment.line()
+        blank = [Segment(" " * label_width, label_style)]
+        for label, text in self.rows:
+            left = console.render_lines(label, options.update(width=label_width, no_wrap=True, overflow="ellipsis"),
+                                        style=label_style, pad=True)
+            right = console.render_lines(text, options.update(width=text_width, overflow="ellipsis"),
+                                         style=text_style, pad=True)
+            for index, line in enumerate(right):
+                yield from left[index] if index < len(left) else blank
+                yield gap
+                yield from line
+                yield new_line
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        label_width, _ = self._widths(console, options)
+        texts = [Measurement.get(console, options, text) for _, text in self.rows]
+        least = max((m.minimum for m in texts), default=0)
+        most = max((m.maximum for m in texts), default=0)
+        return Measurement(label_width + self.gap + least, label_width + self.gap + most)
 
 
 def _clean_reason(entry: dict) -> str:
@@ -74,20 +116,17 @@ def _clean_reason(entry: dict) -> str:
 
 def _header(result: dict) -> Panel:
     profile = result["profile"]
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold", no_wrap=True)
-    facts.add_column()
-    facts.add_row(Text("source"), Text(result["source"]))
-    facts.add_row(Text("samples"), Text(samples(profile)))
+    facts = [("source", Text(result["source"])), ("samples", Text(samples(profile)))]
     if load(result):
-        facts.add_row(Text("load"), Text(load(result)))
-    facts.add_row(Text("utilisation"), Text(f"{pct(profile['busy_pct'])} busy"))
-    facts.add_row(Text("per-CPU busy"), _cpus(profile["cpus"]))
-    facts.add_row(Text("bottleneck"), Text(bottleneck(profile)))
+        facts.append(("load", Text(load(result))))
+    facts.append(("utilisation", Text(f"{pct(profile['busy_pct'])} busy")))
+    facts.append(("per-CPU busy", _cpus(profile["cpus"])))
+    facts.append(("bottleneck", Text(bottleneck(profile))))
     filters = [f"{key}={value}" for key, value in profile["filters"].items() if value is not None]
     if filters:
-        facts.add_row(Text("filters"), Text(" ".join(filters)))
-    parts: list[RenderableType] = [facts]
+        facts.append(("filters", Text(" ".join(filters))))
+    parts: list[RenderableType] = [Rows([(Text(label), value) for label, value in facts], gap=2,
+                                        label_style="bold")]
     if profile["top"]:
         parts.append(_top(profile["top"]))
     return Panel(Group(*parts), title=Text(f"advisor · {result['generated_by']}"), title_align="left",
@@ -157,12 +196,7 @@ def _panel(rec: dict, highlight: bool) -> Panel:
         # ASCII '!', not U+26A0: terminals disagree on the width of the warning sign and break the border
         parts.append(Text("! weakens security: read the caveat and the commands before applying",
                           style="bold red"))
-    evidence = Table.grid(padding=(0, 1))
-    evidence.add_column(style="dim", no_wrap=True)
-    evidence.add_column()
-    for item in rec["evidence"]:
-        evidence.add_row(Text("•"), Text(item))
-    parts.append(evidence)
+    parts.append(Rows([(Text("•"), Text(item)) for item in rec["evidence"]], label_style="dim"))
     parts += _shell("commands", rec["commands"], highlight)
     parts += _shell("rollback", rec["rollback"], highlight)
     if rec["caveat"]:
@@ -213,9 +247,6 @@ def _collectors(collectors: dict) -> list[RenderableType]:
 def _dim_list(heading: str, entries: list[tuple[str, str]]) -> list[RenderableType]:
     if not entries:
         return []
-    listing = Table.grid(padding=(0, 1))
-    listing.add_column(no_wrap=True, style="dim bold")
-    listing.add_column(style="dim")
-    for rule, reason in entries:
-        listing.add_row(Text(f"  {rule}:"), Text(reason))
+    listing = Rows([(Text(f"  {rule}:"), Text(reason)) for rule, reason in entries], label_style="dim bold",
+                   text_style="dim")
     return [Text(heading, style="dim bold"), listing]
