@@ -320,8 +320,9 @@ def test_processes_are_found_by_name_as_comm_is_taken_everywhere(tmp_path):
     other = subprocess.Popen(["sleep", "30"])
     try:
         deadline = time.monotonic() + 5
-        while processes.read_comm(sleeper.pid) != "advisor-probe-t" and time.monotonic() < deadline:
-            time.sleep(0.01)  # until exec has set the name
+        while ((processes.read_comm(sleeper.pid), processes.read_comm(other.pid)) != ("advisor-probe-t", "sleep")
+               and time.monotonic() < deadline):
+            time.sleep(0.01)  # until exec has set both names (before it, each is its parent's: python)
         assert sleeper.pid in processes.pids_by_comm(long_name.name)  # longer than 15: cut
         assert sleeper.pid not in processes.pids_by_comm("advisor-probe")  # not a prefix match
         both = processes.pids_by_comm("advisor-probe-*,sleep")

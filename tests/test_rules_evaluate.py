@@ -78,6 +78,17 @@ def test_netfilter_reproduces_the_case_study_figure():
     assert recs["netfilter"]["weakens_security"] is True
 
 
+def test_the_evidence_names_the_patterns_that_matched_not_the_rules_first():
+    """A machine running bbr: 'bbr_* family', not 'cubictcp_* family' (the rule's first pattern)."""
+    bbr = SYS + ";tcp_v4_rcv;tcp_ack;bbr_main"
+    _, recs, _, _ = run(two_busy_cpus(bbr, 3))
+    assert recs["congestion-control"]["evidence"][0].startswith("bbr_* family: 3.0% of busy time")
+    both = [("nginx", 0, bbr, 150), ("nginx", 0, SYS + ";tcp_v4_rcv;tcp_ack;cubictcp_cong_avoid", 150),
+            ("nginx", 0, SERVE, 4700), ("nginx", 1, SERVE, 5000)]
+    _, recs, _, _ = run(both)
+    assert recs["congestion-control"]["evidence"][0].startswith("cubictcp_*, bbr_* family: ")
+
+
 def test_state_that_contradicts_the_samples_lowers_confidence_and_is_said():
     system = {"net": {"tcp_congestion_control": "reno", "devices": {}}}
     _, recs, _, _ = run(two_busy_cpus(PATHOLOGIES["congestion-control"][0], 3), system=system)

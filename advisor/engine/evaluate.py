@@ -19,6 +19,7 @@ from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
                        rank_key, sample_confidence, scoped_bottleneck, system_bottleneck, tier)
+from .match import family
 from .rules import Rule
 
 
@@ -106,10 +107,17 @@ def _matched_list(share, limit: int = 6, scale: float = 1.0) -> list[dict]:
             for sym, w in share.symbols.most_common(limit)]
 
 
+def _patterns_found(rule: Rule, share) -> str:
+    """The rule's patterns that matched a frame here: a machine running bbr shows `bbr_*`, not the
+    list's first pattern (`cubictcp_*`); the first one when no frame matched."""
+    found = [p for p in rule.symbols.patterns if family(p).select(share.symbols)]
+    return ", ".join(found or rule.symbols.patterns[:1])
+
+
 def _share_evidence(rule: Rule, share, bottleneck: Bottleneck) -> list[str]:
     where = "on saturated CPUs " + ",".join(map(str, bottleneck.cpus)) if bottleneck.cpus else ""
     of_target = f" ({share.pct:.1f}% of the target's)" if bottleneck.scale < 1.0 else ""
-    lines = [f"{rule.symbols.patterns[0]} family: {share.pct * bottleneck.scale:.1f}% of busy time {where}"
+    lines = [f"{_patterns_found(rule, share)} family: {share.pct * bottleneck.scale:.1f}% of busy time {where}"
              f"({share.samples} of {share.busy_samples} busy samples){of_target}".replace("  ", " ")]
     if share.symbols:
         tops = ", ".join(f"{m['symbol']} {m['share_pct']:.1f}%"
