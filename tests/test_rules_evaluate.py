@@ -89,6 +89,14 @@ def test_the_evidence_names_the_patterns_that_matched_not_the_rules_first():
     assert recs["congestion-control"]["evidence"][0].startswith("cubictcp_*, bbr_* family: ")
 
 
+def test_a_family_says_which_of_its_patterns_a_symbol_matched():
+    from advisor.engine.match import SymbolFamily
+
+    patterns = SymbolFamily(["x*y*z", "srso_*return_thunk", "nf_hook_slow", "nf_*"])
+    assert [patterns.pattern_of(s) for s in ("x1y2z", "srso_safe_return_thunk", "nf_hook_slow", "nf_x", "tcp")] \
+        == ["x*y*z", "srso_*return_thunk", "nf_hook_slow", "nf_*", None]
+
+
 def test_state_that_contradicts_the_samples_lowers_confidence_and_is_said():
     system = {"net": {"tcp_congestion_control": "reno", "devices": {}}}
     _, recs, _, _ = run(two_busy_cpus(PATHOLOGIES["congestion-control"][0], 3), system=system)

@@ -19,7 +19,6 @@ from .commands import fill
 from .conditions import Verdict, check_all, lookup
 from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from_share,
                        rank_key, sample_confidence, scoped_bottleneck, system_bottleneck, tier)
-from .match import family
 from .rules import Rule
 
 
@@ -110,8 +109,8 @@ def _matched_list(share, limit: int = 6, scale: float = 1.0) -> list[dict]:
 def _patterns_found(rule: Rule, share) -> str:
     """The rule's patterns that matched a frame here: a machine running bbr shows `bbr_*`, not the
     list's first pattern (`cubictcp_*`); the first one when no frame matched."""
-    found = [p for p in rule.symbols.patterns if family(p).select(share.symbols)]
-    return ", ".join(found or rule.symbols.patterns[:1])
+    found = {rule.symbols.pattern_of(symbol) for symbol in share.symbols}
+    return ", ".join([p for p in rule.symbols.patterns if p in found] or rule.symbols.patterns[:1])
 
 
 def _share_evidence(rule: Rule, share, bottleneck: Bottleneck) -> list[str]:

@@ -20,7 +20,9 @@ class SymbolFamily:
     def __init__(self, patterns: Iterable[str]):
         self.patterns = tuple(patterns)
         if self.patterns:
-            joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns)
+            # a named group each: the match's last group (the outermost closes last) names the
+            # pattern that matched (pattern_of), whatever groups a pattern's translation holds
+            joined = "|".join(f"(?P<p{i}>{fnmatch.translate(p)})" for i, p in enumerate(self.patterns))
             self._regex = re.compile(joined)
         else:
             self._regex = None
@@ -40,6 +42,11 @@ class SymbolFamily:
             hit = bool(self._regex is not None and self._regex.match(symbol))
             self._cache[symbol] = hit
         return hit
+
+    def pattern_of(self, symbol: str) -> str | None:
+        """The first pattern `symbol` matches, or None."""
+        found = self._regex.match(symbol) if self._regex is not None else None
+        return None if found is None else self.patterns[int(found.lastgroup[1:])]
 
     def select(self, symbols: Iterable[str]) -> list[str]:
         """The symbols that match, in their order: `matches` for many symbols at once."""
