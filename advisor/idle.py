@@ -3,7 +3,7 @@
 perf writes at most 1 MiB (the pipe) ahead of its reader: ~8 ms of its output here. Work in
 another thread (the terminal report's imports, ~25 ms of CPU) holds Python's lock for up to the
 5 ms switch interval at a time, and the reader, one of three threads by then, waits its turn
-while perf fills the pipe and stops: perf ran 13-15 ms longer, blocked on the pipe. Taken as
+while perf fills the pipe and stops: perf was blocked on the pipe for 11-20 ms. Taken as
 steps by the reader itself, each time it finds the pipe empty (perf_spawn.PolledPipe), the same
 work never keeps it from the pipe for longer than a step (a few ms): perf was blocked 0.3 ms.
 """
