@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 
@@ -86,6 +85,8 @@ def reap(pid: int, wait_s: float = 2.0) -> None:
 
 def kill_group(proc: subprocess.Popen, wait_s: float = 10.0) -> None:
     """SIGKILL the group led by `proc` now (no grace: its output is not wanted) and reap `proc`."""
+    import subprocess  # here: `advise analyze` reaches this module, and needs subprocess only to stop perf
+
     signal_group(proc.pid, signal.SIGKILL)
     try:
         proc.wait(timeout=wait_s)
@@ -98,6 +99,8 @@ def stop_group(proc: subprocess.Popen, first: int = signal.SIGINT, grace_s: floa
 
     Returns whether it was still running, i.e. whether we stopped it rather than it ending itself.
     """
+    import subprocess
+
     running = proc.poll() is None
     if running:
         signal_group(proc.pid, first)

@@ -120,6 +120,15 @@ def perf_recording(tmp_path_factory):
     return record(tmp_path_factory.mktemp("perf"), "perf.data", "-g")
 
 
+@pytest.mark.parametrize("fmt", ["json", "terminal"])
+def test_analyze_of_a_perf_data_file_imports_no_subprocess(tmp_path, perf_recording, fmt):
+    """perf is spawned and waited for with os alone (perf_spawn): subprocess and selectors (~2.5 ms)
+    are imported only to stop perf or to raise a timeout."""
+    modules_after_analyze(perf_recording, tmp_path)  # fills the rules cache
+    after = modules_after_analyze(perf_recording, tmp_path, ("subprocess", "selectors"), fmt=fmt)
+    assert after["code"] == 0 and after["heavy"] == []
+
+
 @pytest.mark.parametrize("extra, imported", [
     ([], ["advisor.report.terminal", "rich.console"]),
     (["--export", "folded", "--output", "OUT"], ["advisor.report.export"]),
