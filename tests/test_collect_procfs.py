@@ -189,6 +189,8 @@ def test_placement_follows_the_cpu_a_thread_is_pinned_to():
     finally:
         finish(burner)
     weights = collector.placement
-    assert len(weights) == NCPU and collector.sampler.samples >= 5
+    # every 0.25 s, or 200x a sweep's time when a sweep takes over 1.25 ms (a loaded machine: 4 in
+    # 2 s were seen in CI), so that the sampler costs at most 0.5% of a CPU
+    assert len(weights) == NCPU and collector.sampler.samples >= 3
     assert weights[1] / sum(weights) > 0.9, weights
     assert "placement of 1 target process(es) sampled" in status["detail"]
