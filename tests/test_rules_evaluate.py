@@ -2,6 +2,8 @@
 and says "not evaluated: why" when its evidence is absent."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advisor.analysis import analyze_evidence
 from advisor.engine.estimate import gain_pct
@@ -87,6 +89,26 @@ def test_the_evidence_names_the_patterns_that_matched_not_the_rules_first():
             ("nginx", 0, SERVE, 4700), ("nginx", 1, SERVE, 5000)]
     _, recs, _, _ = run(both)
     assert recs["congestion-control"]["evidence"][0].startswith("cubictcp_*, bbr_* family: ")
+
+
+GLOB_TEXT = st.text(alphabet="ab_*?[]!-\n.", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(GLOB_TEXT, max_size=5), st.lists(st.text(alphabet="ab_*?[]!-\n.", max_size=8), max_size=8))
+def test_a_family_matches_as_fnmatch_does(patterns, symbols):
+    """Names and prefixes are matched without a regex (compiling each was most of the rules'
+    loading): the same answers as fnmatch.fnmatchcase for any glob, wildcard or bracket."""
+    import fnmatch
+
+    from advisor.engine.match import SymbolFamily
+
+    found = SymbolFamily(patterns)
+    for symbol in symbols:
+        expected = [p for p in patterns if fnmatch.fnmatchcase(symbol, p)]
+        assert found.matches(symbol) == bool(expected)
+        assert found.pattern_of(symbol) == (expected[0] if expected else None)
+    assert found.select(symbols) == [s for s in symbols if any(fnmatch.fnmatchcase(s, p) for p in patterns)]
 
 
 def test_a_family_says_which_of_its_patterns_a_symbol_matched():
