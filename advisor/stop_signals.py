@@ -54,8 +54,10 @@ def _interrupt(signum: int, frame) -> None:
 
 
 def _look_again(signum: int, frame) -> None:
+    """Send the deferred signal again: the handler in place now decides (_interrupt, which defers
+    it again if an import is still under way, or a StopSignalsHeld block entered meanwhile)."""
     if _deferred:
-        _interrupt(_deferred.pop(0), frame)
+        _signal.raise_signal(_deferred.pop(0))
 
 
 def _importing(frame) -> bool:

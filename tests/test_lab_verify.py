@@ -74,11 +74,11 @@ def test_ctrl_c_while_a_pathology_is_removed_waits_for_the_removal():
     delivered after it, not in it."""
     import signal
 
-    from advisor.lab.verify import interrupts_deferred
+    from advisor.stop_signals import StopSignalsHeld
 
     steps = []
     with pytest.raises(KeyboardInterrupt):
-        with interrupts_deferred():
+        with StopSignalsHeld():
             signal.raise_signal(signal.SIGINT)
             steps.append("restored")
     assert steps == ["restored"]
@@ -89,8 +89,7 @@ def test_a_stop_signal_while_a_pathology_is_removed_waits_for_the_removal():
     """SIGTERM, which the `advise` program turns into an interrupt, is deferred as Ctrl-C is."""
     import signal
 
-    from advisor.lab.verify import interrupts_deferred
-    from advisor.stop_signals import STOP_SIGNALS, Terminated, handle_as_interrupt
+    from advisor.stop_signals import STOP_SIGNALS, StopSignalsHeld, Terminated, handle_as_interrupt
 
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGALRM, *STOP_SIGNALS)}
     steps = []
@@ -98,7 +97,7 @@ def test_a_stop_signal_while_a_pathology_is_removed_waits_for_the_removal():
         handle_as_interrupt()
         installed = signal.getsignal(signal.SIGTERM)
         with pytest.raises(Terminated) as stopped:
-            with interrupts_deferred():
+            with StopSignalsHeld():
                 signal.raise_signal(signal.SIGTERM)
                 steps.append("restored")
         assert signal.getsignal(signal.SIGTERM) is installed

@@ -538,6 +538,32 @@ def test_absorbing_a_later_slice_adds_its_rows_after_and_leaves_its_warnings():
     assert later.rows == {} and first.source == "rec"
 
 
+DEFERRED_THEN_HELD = r"""
+import signal, time, types
+from advisor import stop_signals
+from advisor.stop_signals import StopSignalsHeld, Terminated, handle_as_interrupt
+handle_as_interrupt()
+inside_an_import = types.SimpleNamespace(f_back=None,
+                                         f_code=types.SimpleNamespace(co_filename="<frozen importlib._bootstrap>"))
+stop_signals._interrupt(signal.SIGTERM, inside_an_import)  # a SIGTERM that landed in an import
+steps = []
+try:
+    with StopSignalsHeld():
+        time.sleep(0.05)  # the deferred signal is looked at again 5 ms later: here
+        steps.append("block ended")
+except Terminated:
+    print("after the block" if steps else "inside the block")
+"""
+
+
+def test_a_signal_deferred_past_an_import_is_still_held_by_a_block_entered_meanwhile():
+    """The retry of a signal deferred past an import goes to the handler in place when it fires:
+    a StopSignalsHeld block entered meanwhile holds it to its end, as it holds any other."""
+    run = subprocess.run([sys.executable, "-c", DEFERRED_THEN_HELD], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "after the block"
+
+
 def test_stop_signals_held_act_when_the_block_ends():
     import signal
 

@@ -188,16 +188,11 @@ def run_scenario(tb: Testbed, scenario: str, s: LabSettings) -> ScenarioResult:
         if s.record:
             _annotate_bundle(Path(s.record) / scenario, scenario, res, pathology)
     finally:
-        with interrupts_deferred():  # a second Ctrl-C must not leave the pathology half removed
+        # a second Ctrl-C (or SIGTERM/SIGHUP) must not leave the pathology half removed: acted on
+        # when the removal ends (handlers, not a signal mask, which nginx started meanwhile would inherit)
+        with StopSignalsHeld():
             pathology.remove(tb)
     return res
-
-
-def interrupts_deferred() -> StopSignalsHeld:
-    """Ctrl-C (and SIGTERM/SIGHUP, which the `advise` program handles as Ctrl-C) during the block
-    is acted on when it ends: advisor.stop_signals.StopSignalsHeld (a handler, not a blocked
-    signal mask, which the processes started meanwhile, nginx among them, would inherit)."""
-    return StopSignalsHeld()
 
 
 def run_lab(scenarios: list[str], s: LabSettings, on_result=None) -> list[ScenarioResult]:
