@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where it is used: `advise analyze` reaches this module without it
+    import subprocess
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -85,7 +89,7 @@ def reap(pid: int, wait_s: float = 2.0) -> None:
 
 def kill_group(proc: subprocess.Popen, wait_s: float = 10.0) -> None:
     """SIGKILL the group led by `proc` now (no grace: its output is not wanted) and reap `proc`."""
-    import subprocess  # here: `advise analyze` reaches this module, and needs subprocess only to stop perf
+    import subprocess
 
     signal_group(proc.pid, signal.SIGKILL)
     try:

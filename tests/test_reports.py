@@ -439,6 +439,26 @@ def test_terminal_rows_lay_out_as_a_two_column_grid(width, gap, label_style, tex
     assert _cells(rows, width) == _cells(grid, width)
 
 
+@pytest.mark.parametrize("gap", [1, 2])
+def test_terminal_rows_ask_a_container_for_the_room_a_grid_asks(gap):
+    """In a table cell or a fitted panel, Rows measures as the grid does (one-word labels: the
+    grid's minimum counts a label's longest word, Rows its whole label)."""
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    short = [("source", "a.data"), ("per-CPU", "cpu0 99% saturated, cpu1 12%"), ("x", "")]
+    grid = Table.grid(padding=(0, gap))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for label, text in short:
+        grid.add_row(Text(label), Text(text))
+    rows = terminal.Rows([(Text(label), Text(text)) for label, text in short], gap=gap)
+    console = Console(width=100, file=io.StringIO())
+    measured = [Measurement.get(console, console.options, r) for r in (rows, grid)]
+    assert measured[0] == measured[1] == Measurement(7 + gap + 10, 7 + gap + 28)
+
+
 @pytest.mark.parametrize("width", [3, 12, 20])
 def test_terminal_rows_narrower_than_their_labels_stay_within_the_width(width):
     """There a grid drops the texts; Rows cuts the labels and keeps a column of text."""

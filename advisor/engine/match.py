@@ -51,13 +51,8 @@ class SymbolFamily:
         return hit
 
     def pattern_of(self, symbol: str) -> str | None:
-        """The first pattern `symbol` matches, or None."""
-        for pattern in self.patterns:
-            kind = _kind(pattern)
-            if (symbol == pattern if kind == "name" else symbol.startswith(pattern[:-1]) if kind == "prefix"
-                    else fnmatch.fnmatchcase(symbol, pattern)):
-                return pattern
-        return None
+        """The first pattern `symbol` matches, or None (each pattern a family of its own)."""
+        return next((pattern for pattern in self.patterns if family(pattern).matches(symbol)), None)
 
     def select(self, symbols: Iterable[str]) -> list[str]:
         """The symbols that match, in their order: `matches` for many symbols at once."""
