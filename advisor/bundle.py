@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import input_lines
@@ -37,14 +36,22 @@ META_TYPES = {"cpus": int, "duration_s": (int, float), "host": str, "kernel": st
               "measured": dict}
 
 
-@dataclass
 class Bundle:
-    path: Path
-    samples_path: Path
-    meta: dict = field(default_factory=dict)
-    system: dict | None = None
-    counters: dict | None = None
-    missing: dict[str, str] = field(default_factory=dict)
+    """A bundle's files as read: meta, system and counters (None when absent, and why in
+    `missing`), and the samples file, read later (read_samples)."""
+
+    __slots__ = ("path", "samples_path", "meta", "system", "counters", "missing")
+
+    def __init__(self, path: Path, samples_path: Path):
+        self.path = path
+        self.samples_path = samples_path
+        self.meta: dict = {}
+        self.system: dict | None = None
+        self.counters: dict | None = None
+        self.missing: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Bundle {str(self.path)!r}>"
 
 
 def read_json(path: Path) -> dict:

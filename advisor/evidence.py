@@ -5,20 +5,24 @@ A rule never knows whether this came from a live box or a recording bundle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .profile import Profile
 
 
-@dataclass
 class Evidence:
-    profile: Profile
-    system: dict | None = None
-    counters: dict | None = None
-    meta: dict = field(default_factory=dict)
-    source: str = ""
-    #: why a part is absent, e.g. {"system": "no system.json in this recording"}
-    missing: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("profile", "system", "counters", "meta", "source", "missing")
+
+    def __init__(self, profile: Profile, system: dict | None = None, counters: dict | None = None,
+                 meta: dict | None = None, source: str = "", missing: dict[str, str] | None = None):
+        self.profile = profile
+        self.system = system
+        self.counters = counters
+        self.meta = {} if meta is None else meta
+        self.source = source
+        #: why a part is absent, e.g. {"system": "no system.json in this recording"}
+        self.missing = {} if missing is None else missing
+
+    def __repr__(self) -> str:
+        return f"<Evidence {self.source!r}: {self.profile.samples} samples>"
 
     def why_missing(self, part: str) -> str:
         return self.missing.get(part, f"no {part} data in this recording")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 from typing import NamedTuple
@@ -68,17 +67,22 @@ def pick_event(events: dict[str, list[int]]) -> str:
     return max(events, key=lambda e: events[e][0])
 
 
-@dataclass
 class Share:
     """How much busy time a symbol family took: overall and per CPU."""
 
-    weight: float  # matched busy weight
-    busy_weight: float  # busy weight it is a share of
-    samples: int  # matched sample count (for error bars)
-    busy_samples: int
-    per_cpu: dict[int, float] = field(default_factory=dict)  # cpu -> matched weight
-    symbols: Counter = field(default_factory=Counter)  # matched frame symbol -> weight
-    comms: Counter = field(default_factory=Counter)  # process name -> matched weight
+    __slots__ = ("weight", "busy_weight", "samples", "busy_samples", "per_cpu", "symbols", "comms")
+
+    def __init__(self, weight: float, busy_weight: float, samples: int, busy_samples: int):
+        self.weight = weight  # matched busy weight
+        self.busy_weight = busy_weight  # busy weight it is a share of
+        self.samples = samples  # matched sample count (for error bars)
+        self.busy_samples = busy_samples
+        self.per_cpu: dict[int, float] = {}  # cpu -> matched weight
+        self.symbols: Counter = Counter()  # matched frame symbol -> weight
+        self.comms: Counter = Counter()  # process name -> matched weight
+
+    def __repr__(self) -> str:
+        return f"<Share {self.pct:.2f}% of busy time, {self.samples} of {self.busy_samples} samples>"
 
     @property
     def fraction(self) -> float:

@@ -6,7 +6,7 @@ engine can say "not evaluated: <why>" instead of pretending the box is clean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .rules import Condition, Conditions
 
@@ -14,8 +14,7 @@ from .rules import Condition, Conditions
 ABSENT = "absent"
 
 
-@dataclass
-class Verdict:
+class Verdict(NamedTuple):
     holds: bool | None  # None: unknown
     detail: str  # 'netfilter.iptables_rules = 312' or why it is unknown
 

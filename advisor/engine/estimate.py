@@ -8,7 +8,7 @@ which is what it reported. The share that matters is the share on the saturated 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..profile import SATURATED_PCT, SPARE_PCT, CpuStat, Profile
 
@@ -19,14 +19,13 @@ CONFIDENCE_ORDER = {"high": 0, "medium": 1, "low": 2}
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
-@dataclass
-class Bottleneck:
+class Bottleneck(NamedTuple):
     kind: str  # all-saturated | some-saturated | not-cpu-bound | unknown
     cpus: list[int] | None  # CPUs whose busy time is the denominator; None = all samples
     note: str
     basis: str  # 'throughput' when some CPU is saturated, else 'cpu_time'
     scale: float = 1.0  # the sampled part of the busy time (< 1 when perf sampled only the target)
-    utilisation: list[CpuStat] = field(default_factory=list)  # per CPU, what the kind was decided on
+    utilisation: tuple[CpuStat, ...] = ()  # per CPU, what the kind was decided on
     from_proc_stat: bool = False  # utilisation read from /proc/stat, not from the samples
     target_only: bool = False  # perf sampled only the target: the samples say nothing of utilisation
 
@@ -40,7 +39,7 @@ def classify(utilisation: list[CpuStat], note: str = "", scale: float = 1.0,
     """Which CPUs limit throughput: the saturated ones, if any. `note` says where the figures
     come from; the kind and the CPUs are decided here, for every source alike."""
     listing = _listing(utilisation)
-    extra = dict(scale=scale, utilisation=list(utilisation), from_proc_stat=from_proc_stat,
+    extra = dict(scale=scale, utilisation=tuple(utilisation), from_proc_stat=from_proc_stat,
                  target_only=target_only)
     lead = f"{note}; " if note else ""
     sat = [c.cpu for c in utilisation if c.saturated]
@@ -93,8 +92,7 @@ def share_interval(s: float, n: int) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-@dataclass
-class Estimate:
+class Estimate(NamedTuple):
     share: float  # matched fraction of bottleneck busy time (0..1)
     removed: float  # s·r
     gain_pct: float
@@ -216,8 +214,8 @@ def system_bottleneck(meta: dict, counters: dict | None, profile: Profile) -> Bo
         return None
     by_samples = classify(sampled)
     if (by_samples.kind, by_samples.cpus) != (bn.kind, bn.cpus):
-        bn.note += (f"; the samples alone read {_listing(sampled)}, {by_samples.kind}: a CPU's "
-                    "cpu-clock samples can fall short of its time")
+        bn = bn._replace(note=f"{bn.note}; the samples alone read {_listing(sampled)}, {by_samples.kind}: "
+                                  "a CPU's cpu-clock samples can fall short of its time")
     return bn
 
 

@@ -11,8 +11,6 @@ The models are written once here; rules only choose one and give its numbers:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..evidence import Evidence
 from ..profile import SPARE_PCT
 from .commands import fill
@@ -22,15 +20,24 @@ from .estimate import (Bottleneck, Estimate, find_bottleneck, from_removed, from
 from .rules import Rule
 
 
-@dataclass
 class Outcome:
-    rule: Rule
-    status: str  # 'recommend' | 'clean' | 'not_evaluated'
-    reason: str = ""
-    share_pct: float | None = None
-    estimate: Estimate | None = None
-    evidence: list[str] = field(default_factory=list)
-    matched: list[dict] = field(default_factory=list)
+    """What became of one rule; a model builds it, the checks after the model add to it."""
+
+    __slots__ = ("rule", "status", "reason", "share_pct", "estimate", "evidence", "matched")
+
+    def __init__(self, rule: Rule, status: str, reason: str = "", share_pct: float | None = None,
+                 estimate: Estimate | None = None, evidence: list[str] | None = None,
+                 matched: list[dict] | None = None):
+        self.rule = rule
+        self.status = status  # 'recommend' | 'clean' | 'not_evaluated'
+        self.reason = reason
+        self.share_pct = share_pct
+        self.estimate = estimate
+        self.evidence = [] if evidence is None else evidence
+        self.matched = [] if matched is None else matched
+
+    def __repr__(self) -> str:
+        return f"<Outcome {self.rule.id}: {self.status}>"
 
 
 class _Skip(Exception):
@@ -305,7 +312,8 @@ def evaluate_rule(rule: Rule, ev: Evidence, bottleneck: Bottleneck) -> Outcome:
     if rule.requires and requires.holds is None:
         out.evidence.append(f"preconditions not confirmed: {requires.detail}")
         if out.estimate.confidence != "low":
-            out.estimate.confidence = "medium" if out.estimate.confidence == "high" else "low"
+            lowered = "medium" if out.estimate.confidence == "high" else "low"
+            out.estimate = out.estimate._replace(confidence=lowered)
     elif rule.requires and requires.detail:
         out.evidence.append(f"applies: {requires.detail}")
     if rule.state and state.holds is None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import input_lines
 from ..errors import InputError, unreadable
@@ -43,15 +42,21 @@ CACHE_MAX_ENTRIES = 200
 CACHE_FORMAT = b"advisor-valid-rules/3"  # in every digest: new checks or layout miss the old lines
 
 
-@dataclass(frozen=True)
-class Condition:
+#: A rule without a family of its own (no symbols, no `under`): matches nothing.
+NO_SYMBOLS = family(None)
+
+
+# NamedTuples and plain classes, not dataclasses, on `advise analyze`'s path (here and in
+# conditions, estimate, evaluate, evidence, bundle, profile): importing dataclasses (and inspect,
+# which it imports) and decorating ten classes took ~12 ms of CPU, which a short recording's
+# analysis, CPU-bound beside perf, paid in wall time.
+class Condition(NamedTuple):
     path: str  # dotted path into system.json / counters.json; '*' matches any key
     test: str  # '> 0', '== noqueue', 'contains Mitigation', 'exists', ...
     says: str = ""  # how to phrase it when it does not hold
 
 
-@dataclass(frozen=True)
-class Conditions:
+class Conditions(NamedTuple):
     required: bool = False  # without this data the rule cannot be evaluated at all
     all: tuple[Condition, ...] = ()
     any: tuple[Condition, ...] = ()
@@ -60,8 +65,7 @@ class Conditions:
         return bool(self.all or self.any)
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     id: str
     category: str
     title: str
@@ -69,10 +73,10 @@ class Rule:
     why: str
     path: str
     # profile evidence
-    symbols: SymbolFamily = field(default_factory=lambda: family(None))
+    symbols: SymbolFamily = NO_SYMBOLS
     mode: str = "inclusive"
-    under: SymbolFamily = field(default_factory=lambda: family(None))
-    exclude_below: SymbolFamily = field(default_factory=lambda: family(None))
+    under: SymbolFamily = NO_SYMBOLS
+    exclude_below: SymbolFamily = NO_SYMBOLS
     min_share_pct: float = 0.5
     kernel_symbols: bool = True
     scope: str = "all"  # 'target': only the target process's samples count (code changes)
