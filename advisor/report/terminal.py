@@ -9,14 +9,13 @@ On a console without colour (a pipe, a file) the same layout prints as plain tex
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.measure import Measurement
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
-from rich.segment import Segment
-from rich.table import Table
+from rich.table import Column
 from rich.text import Text
 
 from advisor.report import bottleneck, gain, load, pct, printable_data, reference, samples
+from advisor.report.layout import Listing, Rows
 
 LEVEL_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 STATUS_STYLE = {"ok": "green", "unavailable": "yellow", "failed": "bold red"}
@@ -65,48 +64,6 @@ def renderable(result: dict, highlight: bool = True) -> RenderableType:
     return Group(*parts)
 
 
-class Rows:
-    """Labels and the texts beside them, each text wrapping under itself: the layout of a
-    two-column Table.grid (the same lines, the same styles) without the grid's measuring of
-    every cell. The clean rules' list took 2.3 ms as a grid, 1.0-1.3 ms as Rows; the whole report
-    15 -> 11 ms, time paid after perf's last line."""
-
-    def __init__(self, rows: list[tuple[Text, Text]], gap: int = 1, label_style: str = "", text_style: str = ""):
-        self.rows = rows
-        self.gap = gap
-        self.label_style = label_style
-        self.text_style = text_style
-
-    def _label_width(self, options: ConsoleOptions) -> int:
-        """As wide as the widest label; on a console narrower than that, the labels are cut and
-        a column of the text is kept."""
-        widest = max((label.cell_len for label, _ in self.rows), default=0)
-        return max(0, min(widest, options.max_width - self.gap - 1))
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        label_width = self._label_width(options)
-        widest_text = max((Measurement.get(console, options, text).maximum for _, text in self.rows), default=0)
-        text_width = max(1, min(widest_text, options.max_width - label_width - self.gap))
-        label_style, text_style = console.get_style(self.label_style), console.get_style(self.text_style)
-        gap, new_line = Segment(" " * self.gap, label_style), Segment.line()
-        label_options = options.update(width=label_width, no_wrap=True, overflow="ellipsis")
-        text_options = options.update(width=text_width, overflow="ellipsis")
-        for label, text in self.rows:
-            left = console.render_lines(label, label_options, style=label_style, pad=True)
-            right = console.render_lines(text, text_options, style=text_style, pad=True)
-            for index in range(max(len(left), len(right))):
-                yield from left[index] if index < len(left) else [Segment(" " * label_width, label_style)]
-                yield gap
-                yield from right[index] if index < len(right) else [Segment(" " * text_width, text_style)]
-                yield new_line
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        fixed = self._label_width(options) + self.gap
-        texts = [Measurement.get(console, options, text) for _, text in self.rows]
-        return Measurement(fixed + max((m.minimum for m in texts), default=0),
-                           fixed + max((m.maximum for m in texts), default=0))
-
-
 def _clean_reason(entry: dict) -> str:
     share = "" if entry["share_pct"] is None else f"share {pct(entry['share_pct'])}: "
     return share + entry["reason"]
@@ -142,38 +99,26 @@ def _cpus(cpus: list[dict]) -> Text:
     return text
 
 
-def _top(top: list[dict]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title=Text("hottest functions", style="bold"), title_justify="left",
-                  pad_edge=False, expand=True)
-    table.add_column(Text("self"), justify="right", no_wrap=True)
-    table.add_column(Text("incl."), justify="right", no_wrap=True)
-    table.add_column(Text("symbol"), overflow="fold", ratio=3)
-    table.add_column(Text("dso"), overflow="ellipsis", no_wrap=True, ratio=2, style="dim")
-    for entry in top[:TOP_ROWS]:
-        table.add_row(Text(pct(entry["self_pct"])), Text(pct(entry["inclusive_pct"])), Text(entry["symbol"]),
-                      Text(entry["dso"]))
-    return table
+def _top(top: list[dict]) -> Listing:
+    columns = [Column(Text("self"), justify="right", no_wrap=True), Column(Text("incl."), justify="right", no_wrap=True),
+               Column(Text("symbol"), overflow="fold", ratio=3),
+               Column(Text("dso"), overflow="ellipsis", no_wrap=True, ratio=2, style="dim")]
+    rows = [(Text(pct(entry["self_pct"])), Text(pct(entry["inclusive_pct"])), Text(entry["symbol"]), Text(entry["dso"]))
+            for entry in top[:TOP_ROWS]]
+    return Listing(columns, rows, title=Text("hottest functions", style="bold"))
 
 
-def _ranking(recs: list[dict]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title=Text("Recommendations", style="bold"), title_justify="left",
-                  expand=True, pad_edge=False, show_edge=False, collapse_padding=True)
-    table.add_column(Text("#"), justify="right")
-    table.add_column(Text("rule"), no_wrap=True, style="bold cyan")
-    table.add_column(Text("est. gain"), justify="right", no_wrap=True)
-    table.add_column(Text("conf."))
-    table.add_column(Text("risk"))
-    table.add_column(Text("share"), justify="right")
-    table.add_column(Text("security"), no_wrap=True)
-    for rec in recs:
-        # titles are in each recommendation's panel: the table stays one line per rule at 80 columns
-        table.add_row(Text(str(rec["rank"])), Text(rec["rule"]),
-                      Text(gain(rec), style="bold"),
-                      Text(rec["confidence"], style=CONFIDENCE_STYLE[rec["confidence"]]),
-                      Text(rec["risk"], style=LEVEL_STYLE[rec["risk"]]),
-                      Text(pct(rec["share_pct"])),
-                      Text(SECURITY, style="bold red") if rec["weakens_security"] else Text(""))
-    return table
+def _ranking(recs: list[dict]) -> Listing:
+    columns = [Column(Text("#"), justify="right"), Column(Text("rule"), no_wrap=True, style="bold cyan"),
+               Column(Text("est. gain"), justify="right", no_wrap=True), Column(Text("conf.")), Column(Text("risk")),
+               Column(Text("share"), justify="right"), Column(Text("security"), no_wrap=True)]
+    # titles are in each recommendation's panel: the table stays one line per rule at 80 columns
+    rows = [(Text(str(rec["rank"])), Text(rec["rule"]), Text(gain(rec), style="bold"),
+             Text(rec["confidence"], style=CONFIDENCE_STYLE[rec["confidence"]]),
+             Text(rec["risk"], style=LEVEL_STYLE[rec["risk"]]), Text(pct(rec["share_pct"])),
+             Text(SECURITY, style="bold red") if rec["weakens_security"] else Text(""))
+            for rec in recs]
+    return Listing(columns, rows, title=Text("Recommendations", style="bold"), show_edge=False, collapse_padding=True)
 
 
 def recommendation(rec: dict, highlight: bool = True) -> Panel:
