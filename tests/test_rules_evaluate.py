@@ -103,12 +103,14 @@ def test_a_family_matches_as_fnmatch_does(patterns, symbols):
 
     from advisor.engine.match import SymbolFamily
 
+    selected = [s for s in symbols if any(fnmatch.fnmatchcase(s, p) for p in patterns)]
+    assert SymbolFamily(patterns).select(symbols) == selected  # symbols judged together, none known
     found = SymbolFamily(patterns)
     for symbol in symbols:
         expected = [p for p in patterns if fnmatch.fnmatchcase(symbol, p)]
         assert found.matches(symbol) == bool(expected)
         assert found.pattern_of(symbol) == (expected[0] if expected else None)
-    assert found.select(symbols) == [s for s in symbols if any(fnmatch.fnmatchcase(s, p) for p in patterns)]
+    assert found.select(iter(symbols)) == selected  # each symbol judged already
 
 
 def test_a_family_says_which_of_its_patterns_a_symbol_matched():

@@ -55,20 +55,30 @@ class SymbolFamily:
         return next((pattern for pattern in self.patterns if family(pattern).matches(symbol)), None)
 
     def select(self, symbols: Iterable[str]) -> list[str]:
-        """The symbols that match, in their order: `matches` for many symbols at once."""
+        """The symbols that match, in their order: `matches` for many symbols at once.
+
+        Those not judged yet are judged together, a pass of the set, the prefixes and the regex
+        each over all of them: the first analysis of a profile (every symbol new to every rule)
+        took ~3 ms symbol by symbol, after perf's last line.
+        """
         if not self.patterns:
             return []
         if len(self._cache) >= _MAX_JUDGED:
             self._cache.clear()
-        cache, judge = self._cache, self._judge
-        out = []
-        for symbol in symbols:
-            hit = cache.get(symbol)
-            if hit is None:
-                hit = cache[symbol] = judge(symbol)
-            if hit:
-                out.append(symbol)
-        return out
+        symbols = symbols if isinstance(symbols, (list, tuple)) else list(symbols)
+        cache = self._cache
+        new = [symbol for symbol in symbols if symbol not in cache]
+        if new:
+            hits = set(self._names.intersection(new))
+            if self._prefixes:
+                prefixes = self._prefixes
+                hits.update([symbol for symbol in new if symbol.startswith(prefixes)])
+            if self._regex is not None:
+                match = self._regex.match
+                hits.update([symbol for symbol in new if match(symbol) is not None])
+            cache.update(dict.fromkeys(new, False))
+            cache.update(dict.fromkeys(hits, True))
+        return [symbol for symbol in symbols if cache[symbol]]
 
 
 def _kind(pattern: str) -> str:
