@@ -173,13 +173,13 @@ def terminal_console(output: Path | None):
 
 
 #: What the terminal report imports, leaves first, one step each (see report_ready): rich's
-#: modules and the standard library's it needs, 0.1-5.4 ms each here, where `rich.console` with
+#: modules and the standard library's it needs, 0.1-3.5 ms each here, where `rich.console` with
 #: all it imports is one step of ~20 ms. A name another version of rich lacks is passed over:
 #: the report's own import then loads the rest.
 RICH_MODULES = ("random", "datetime", "rich.color", "rich.style", "rich.theme", "rich.cells", "rich.segment",
                 "rich.measure", "rich.align", "rich.control", "rich.emoji", "rich.text", "rich.highlighter",
-                "rich.markup", "rich.pager", "rich.screen", "rich.styled", "rich.console", "rich.padding",
-                "rich.box", "rich.panel", "fractions", "rich.table")
+                "rich.markup", "rich.pager", "rich.screen", "rich.styled", "tokenize", "dis", "inspect",
+                "dataclasses", "rich.console", "rich.padding", "rich.box", "rich.panel", "fractions", "rich.table")
 
 
 def report_ready(fmt: str, output: Path | None):
