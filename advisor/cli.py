@@ -173,7 +173,7 @@ def terminal_console(output: Path | None):
 
 
 #: What the terminal report imports, leaves first, one step each (see report_ready): rich's
-#: modules and the standard library's it needs, 0.1-3.5 ms each here, where `rich.console` with
+#: modules and the standard library's it needs, 0.1-3.7 ms each here, where `rich.console` with
 #: all it imports is one step of ~20 ms. A name another version of rich lacks is passed over:
 #: the report's own import then loads the rest.
 RICH_MODULES = ("random", "datetime", "rich.color", "rich.style", "rich.theme", "rich.cells", "rich.segment",

@@ -64,7 +64,7 @@ class Listing:
     """A table of Text cells with a title and a header, laid out as rich's Table with the
     SIMPLE_HEAD box, `expand` and no padding at its edges lays it out (table()), each row's
     cells taken straight to one line each instead of through a Padding and lines of their own.
-    The hottest functions' table: 2.5 ms as a Table, ~0.5 ms as a Listing.
+    The hottest functions' table: 2.5 ms as a Table, 0.65 ms as a Listing; the ranking 1.7 -> 0.4 ms.
 
     Where the columns do not fit side by side (a console narrower than the cells' minimum),
     Table's collapsing of columns decides, and the Listing is the Table it describes.
