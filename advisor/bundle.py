@@ -42,13 +42,14 @@ class Bundle:
 
     __slots__ = ("path", "samples_path", "meta", "system", "counters", "missing")
 
-    def __init__(self, path: Path, samples_path: Path):
+    def __init__(self, path: Path, samples_path: Path, meta: dict | None = None, system: dict | None = None,
+                 counters: dict | None = None, missing: dict[str, str] | None = None):
         self.path = path
         self.samples_path = samples_path
-        self.meta: dict = {}
-        self.system: dict | None = None
-        self.counters: dict | None = None
-        self.missing: dict[str, str] = {}
+        self.meta: dict = {} if meta is None else meta
+        self.system = system
+        self.counters = counters
+        self.missing: dict[str, str] = {} if missing is None else missing
 
     def __repr__(self) -> str:
         return f"<Bundle {str(self.path)!r}>"

@@ -72,14 +72,24 @@ class Share:
 
     __slots__ = ("weight", "busy_weight", "samples", "busy_samples", "per_cpu", "symbols", "comms")
 
-    def __init__(self, weight: float, busy_weight: float, samples: int, busy_samples: int):
+    def __init__(self, weight: float, busy_weight: float, samples: int, busy_samples: int,
+                 per_cpu: dict[int, float] | None = None, symbols: Counter | None = None,
+                 comms: Counter | None = None):
         self.weight = weight  # matched busy weight
         self.busy_weight = busy_weight  # busy weight it is a share of
         self.samples = samples  # matched sample count (for error bars)
         self.busy_samples = busy_samples
-        self.per_cpu: dict[int, float] = {}  # cpu -> matched weight
-        self.symbols: Counter = Counter()  # matched frame symbol -> weight
-        self.comms: Counter = Counter()  # process name -> matched weight
+        self.per_cpu: dict[int, float] = {} if per_cpu is None else per_cpu  # cpu -> matched weight
+        self.symbols: Counter = Counter() if symbols is None else symbols  # matched frame symbol -> weight
+        self.comms: Counter = Counter() if comms is None else comms  # process name -> matched weight
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other) -> bool:  # a value, as Profile.share returns it to notebooks: equal by its fields
+        return type(other) is Share and self._fields() == other._fields()
+
+    __hash__ = None  # mutable
 
     def __repr__(self) -> str:
         return f"<Share {self.pct:.2f}% of busy time, {self.samples} of {self.busy_samples} samples>"

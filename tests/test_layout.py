@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.measure import Measurement
@@ -16,10 +16,12 @@ from rich.text import Text
 from advisor.report import layout, terminal
 
 
-def _cells(renderable, width: int, colour: bool = True, encoding: str = "utf-8") -> list[list[tuple[str, str]]]:
+def _cells(renderable, width: int, colour: bool = True, encoding: str = "utf-8",
+           **console_options) -> list[list[tuple[str, str]]]:
     """Each line of `renderable` as (character, style) pairs: what a terminal shows."""
     file = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
-    console = Console(width=width, file=file, force_terminal=colour, color_system="truecolor" if colour else None)
+    console = Console(width=width, file=file, force_terminal=colour, color_system="truecolor" if colour else None,
+                      **console_options)
     lines: list[list[tuple[str, str]]] = [[]]
     for segment in console.render(renderable):
         for char in segment.text:
@@ -78,21 +80,28 @@ def test_rows_narrower_than_their_labels_stay_within_the_width(width):
 
 
 #: Cell texts that take every path: empty, wide characters, markup-like, spaces at either end,
-#: a newline, a tab, longer than any column, C++ names with spaces inside.
+#: a newline, a tab, longer than any column, C++ names with spaces inside, and characters whose
+#: width is not their count: combining marks, zero-width joiners, variation selectors, flags.
 WORDS = ["_PyEval_EvalFrameDefault", "x", "", "a b c", "漢字漢字", "std::vector<int>::push_back(int const&)",
          "[kernel.kallsyms]", "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0", "+1.1% (0.6–1.7)", "12.5%",
-         " lead", "trail ", "a\nb", "tab\there", "x" * 90, "☃ snow ⚠", "[bold]not markup[/]"]
+         " lead", "trail ", "a\nb", "tab\there", "x" * 90, "☃ snow ⚠", "[bold]not markup[/]",
+         "e\u0301\u0301\u0301 ", "x\u2028", "\u200d", "\ufe0f👨\u200d👩\u200d👧👨\u200d👩\u200d👧", "nb\xa0", "🇫🇷 ｱ"]
 STYLES = ["", "bold", "dim", "bold red", "not bold italic"]
+#: A cell's own style may name a style rich does not know: rich prints the text unstyled.
+CELL_STYLES = STYLES + ["no.such.style"]
 
 
 @st.composite
 def cells(draw):
-    text = Text(draw(st.sampled_from(WORDS)), style=draw(st.sampled_from(STYLES)))
+    text = Text(draw(st.sampled_from(WORDS)), style=draw(st.sampled_from(CELL_STYLES)))
     if text.plain and draw(st.booleans()):
         text.stylize(draw(st.sampled_from(STYLES[1:] + ["underline"])), 0, draw(st.integers(1, len(text.plain))))
     if draw(st.integers(0, 9)) == 0:  # a cell's own justify and overflow come before its column's
         text.justify = draw(st.sampled_from(["left", "right", "center"]))
         text.overflow = draw(st.sampled_from(["fold", "ellipsis", "crop", "ignore"]))
+    if draw(st.integers(0, 19)) == 0:  # what the report never sets: an end, a tab size (0: rich's 8)
+        text.end = draw(st.sampled_from(["", "\n\n"]))
+        text.tab_size = draw(st.sampled_from([0, 2]))
     return text
 
 
@@ -100,11 +109,12 @@ def cells(draw):
 def columns(draw):
     bounds = draw(st.sampled_from([{}, {}, {}, {"width": 4}, {"min_width": 6}, {"max_width": 5},  # Table decides those
                                    {"vertical": "middle"}, {"header_style": "cyan"}]))
-    return Column(Text(draw(st.sampled_from(["self", "est. gain", "#", "symbol name", "", "漢字"])), style="magenta"),
-                  **bounds,
+    header = Text(draw(st.sampled_from(["self", "est. gain", "#", "symbol name", "", "漢字"])), style="magenta",
+                  overflow=draw(st.sampled_from([None, None, None, "ignore"])))
+    return Column(header, **bounds,
                   justify=draw(st.sampled_from(["left", "right", "center"])), no_wrap=draw(st.booleans()),
                   overflow=draw(st.sampled_from(["fold", "ellipsis", "crop", "ignore"])),
-                  ratio=draw(st.sampled_from([None, None, 1, 2, 3])), style=draw(st.sampled_from(STYLES)))
+                  ratio=draw(st.sampled_from([None, None, 0, 1, 2, 3])), style=draw(st.sampled_from(STYLES)))
 
 
 @settings(max_examples=400, deadline=None)
@@ -118,6 +128,53 @@ def test_a_listing_lays_out_as_the_table_it_describes(spec, data, title, show_ed
     listing = layout.Listing(spec, rows, title=Text(title, style="bold") if title else None, show_edge=show_edge,
                              collapse_padding=collapse)
     assert _cells(listing, width, colour) == _cells(listing.table(), width, colour)
+
+
+@pytest.mark.parametrize("case", ["str title", "str cell", "short row", "console tab size 0"])
+def test_what_a_listing_leaves_to_its_table_prints_as_the_table(case):
+    """Inputs the report never makes, which a Table takes: the Listing is that Table there."""
+    columns = [Column(Text("a"), ratio=1), Column(Text("b"), justify="right")]
+    rows = [(Text("x\ty"), Text("1.0%"))]
+    title = "[bold]Ranking[/]" if case == "str title" else None  # a str title is markup, in table.title's style
+    if case == "str cell":
+        rows.append(("plain [b]str[/b]", Text("2")))
+    if case == "short row":
+        rows.append((Text("only one"),))
+    listing = layout.Listing(columns, rows, title=title)
+    tab_size = {"tab_size": 0} if case == "console tab size 0" else {}
+    assert _cells(listing, 30, **tab_size) == _cells(listing.table(), 30, **tab_size)
+
+
+def _spanned(plain: str, start: int, end: int, **options) -> Text:
+    text = Text(plain, **options)
+    text.stylize("bold", start, end)
+    return text
+
+
+FAMILY = "👨\u200d👩\u200d👧"
+#: Differences a review found, each a Listing that printed otherwise than its Table (or raised).
+REVIEWED = {
+    "a column of ratio 0": ([Column(Text("a"), ratio=1), Column(Text("b"), ratio=0)],
+                            [(Text("x"), Text("y")), (Text("x"), _spanned("ab", 0, 1, justify="right"))], 20),
+    "a header let run past the width": ([Column(Text("a long header", overflow="ignore"), ratio=1),
+                                         Column(Text("k"), ratio=5)], [(Text("v"), Text("w"))], 30),
+    "a span inside a cluster of characters": ([Column(Text("h")), Column(Text("k"))],
+                                              [(_spanned("\u200d", 0, 1), Text("b"))], 7),
+    "a span cutting a family emoji": ([Column(Text("h")), Column(Text("k"))],
+                                      [(_spanned("\ufe0f" + FAMILY + FAMILY, 0, 5), Text("b"))], 9),
+    "combining marks before a space": ([Column(Text("h"), ratio=1)], [(_spanned("e\u0301\u0301\u0301 ", 0, 5),)], 5),
+    "a line separator at the end": ([Column(Text("h"), ratio=1)], [(Text("x\u2028"),)], 7),
+    "a cell ending in two newlines": ([Column(Text("h")), Column(Text("k"))], [(Text("a", end="\n\n"), Text("b"))], 9),
+}
+
+
+@pytest.mark.parametrize("name", REVIEWED)
+@pytest.mark.parametrize("colour", [True, False])
+def test_what_a_review_found_prints_as_the_table(name, colour):
+    columns, rows, width = REVIEWED[name]
+    listing = layout.Listing(columns, rows)
+    for each in range(max(1, width - 6), width + 7):
+        assert _cells(listing, each, colour) == _cells(listing.table(), each, colour), each
 
 
 def _report_tables(width_of_names: int = 12) -> list[layout.Listing]:
@@ -169,9 +226,11 @@ def test_a_listing_asks_a_container_for_the_room_its_table_asks():
 
 
 @settings(max_examples=500, deadline=None)
-@given(plain=st.text(alphabet="ab  漢☃-\n\t", max_size=12), style=st.sampled_from(STYLES), width=st.integers(1, 14),
+@given(plain=st.text(alphabet=list("ab  漢☃-\n\t") + ["\u0301", "\u200d", "\ufe0f", "\xa0", "\u2028", "👨"], max_size=12),
+       style=st.sampled_from(STYLES), width=st.integers(1, 14),
        column=columns(), justify=st.sampled_from([None, None, "left", "right"]), no_wrap=st.sampled_from([None, True, False]),
        underline=st.integers(0, 12))
+@example(plain="a\u0301\u0301 ", style="", width=3, column=Column(Text("h")), justify=None, no_wrap=None, underline=0)
 def test_a_cell_on_one_line_is_what_text_wrap_makes_of_it(plain, style, width, column, justify, no_wrap, underline):
     """The Listing's hand-made line of a cell (one that fits, or one cut) against what rich's
     Text.__rich_console__ asks of Text.wrap: the same characters and the same spans."""

@@ -64,7 +64,7 @@ class Listing:
     """A table of Text cells with a title and a header, laid out as rich's Table with the
     SIMPLE_HEAD box, `expand` and no padding at its edges lays it out (table()), each row's
     cells taken straight to one line each instead of through a Padding and lines of their own.
-    The hottest functions' table: 2.5 ms as a Table, 0.65 ms as a Listing; the ranking 1.7 -> 0.4 ms.
+    The hottest functions' table: 2.5 ms as a Table, 0.75-0.9 ms as a Listing; the ranking 1.7 -> 0.5 ms.
 
     Where the columns do not fit side by side (a console narrower than the cells' minimum),
     Table's collapsing of columns decides, and the Listing is the Table it describes.
@@ -90,13 +90,21 @@ class Listing:
         return table
 
     def _table_decides(self) -> bool:
-        """What the Listing leaves to its Table: no columns, a header that is not a Text, a
-        column of fixed or bounded width or not aligned to the top, text let run past the width
-        (overflow "ignore")."""
-        return not self.columns or any(not isinstance(column.header, Text) or column.overflow == "ignore" or
-                                       (column.width, column.min_width, column.max_width) != (None, None, None) or
-                                       column.vertical != "top" for column in self.columns) or \
-            any(cell.overflow == "ignore" for row in self.rows for cell in row)
+        """What the Listing leaves to its Table: what the report never asks for. No columns; a
+        title, header or cell that is not a Text, or a row of another length; a column of fixed
+        or bounded width, or not aligned to the top; text let run past the width (overflow
+        "ignore") or ending otherwise than with one newline (`Text.end`)."""
+        if not self.columns or (self.title is not None and not isinstance(self.title, Text)):
+            return True
+        if any(not isinstance(column.header, Text) or column.overflow == "ignore" or column.vertical != "top" or
+               (column.width, column.min_width, column.max_width) != (None, None, None) for column in self.columns):
+            return True
+        cells = [column.header for column in self.columns]
+        for row in self.rows:
+            if len(row) != len(self.columns):
+                return True
+            cells.extend(row)
+        return any(not isinstance(cell, Text) or cell.overflow == "ignore" or cell.end != "\n" for cell in cells)
 
     def _paddings(self) -> list[tuple[int, int]]:
         """(left, right) spaces of each column's cells (Table's padding (0, 1), no edge padding)."""
@@ -125,8 +133,8 @@ class Listing:
             flexible = iter(ratio_distribute(max_width - sum(fixed), ratios, minima))
             widths = [fixed[i] + next(flexible) if column.flexible else widths[i]
                       for i, column in enumerate(self.columns)]
-        if sum(widths) > max_width:
-            return None
+        if sum(widths) > max_width or any(width <= left + right for width, (left, right) in zip(widths, paddings)):
+            return None  # Table collapses the columns, or leaves one no room (a ratio of 0)
         if sum(widths) < max_width:
             widths = [width + extra for width, extra in zip(widths, ratio_distribute(max_width - sum(widths), widths))]
         return widths
@@ -181,11 +189,12 @@ class Listing:
             for line in _cell_lines(console, cell, inner, column):
                 # render() leaves a Text's own style out where it has no spans (Text.__rich_console__
                 # adds it by joining the lines); a second time where it has them changes nothing
-                own = style + console.get_style(line.style)
-                segments = list(Segment.apply_style(line.render(console), own))
-                short = inner - line.cell_len
-                lines.append([Segment(" " * pad_left, style), *segments,
-                              Segment(" " * (pad_right + max(0, short)), style)])
+                own = style + console.get_style(line.style, default=null)
+                segments = Segment.apply_style(line.render(console), own)
+                # cut or padded by its segments' widths, as rich does (not the line's: a span may
+                # split a cluster of characters, which then measure otherwise)
+                fitted = Segment.adjust_line_length(list(segments), inner, style=style, pad=True)
+                lines.append([Segment(" " * pad_left, style), *fitted, Segment(" " * pad_right, style)])
             rendered.append(lines)
             styles.append(style)
         height = max(1, *(len(lines) for lines in rendered))
@@ -221,8 +230,11 @@ def _cell_lines(console: Console, cell: Text, width: int, column: Column) -> lis
     if "\n" in plain or "\t" in plain or justify not in ("left", "right") or overflow == "ignore" or \
             (not no_wrap and cell_len(plain) > width):
         tab_size = console.tab_size if cell.tab_size is None else cell.tab_size
-        return list(cell.wrap(console, width, justify=justify, overflow=overflow, tab_size=tab_size, no_wrap=no_wrap))
+        return list(cell.wrap(console, width, justify=justify, overflow=overflow, tab_size=tab_size or 8,
+                              no_wrap=no_wrap))
     line = cell.copy()
+    if not no_wrap:  # Text.wrap trims what lies past the width by len(), not by cells: combining marks
+        line.rstrip_end(width)
     if justify == "right":
         line.rstrip()
         line.truncate(width, overflow=overflow)
