@@ -1,6 +1,6 @@
 """Work done while the main thread waits for perf: it reads a pipe that fills at perf's pace, and
 the time between perf's lines is free for anything that does not need them (loading the rules,
-~8 ms, mostly before perf's first line). Longer work in a thread keeps the reader from the pipe
+~3.5 ms, mostly before perf's first line). Longer work in a thread keeps the reader from the pipe
 while perf fills it: that is done in steps instead (advisor.idle: the report's imports)."""
 
 from __future__ import annotations

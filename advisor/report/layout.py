@@ -112,12 +112,11 @@ class Listing:
         return [(0 if index == 0 or self.collapse_padding else 1, 0 if index == last else 1)
                 for index in range(len(self.columns))]
 
-    def _widths(self, max_width: int) -> list[int] | None:
+    def _widths(self, max_width: int, paddings: list[tuple[int, int]]) -> list[int] | None:
         """Each column's width, padding included, as Table's _calculate_column_widths gives it;
         None when the cells do not fit and Table would collapse columns."""
         from rich._ratio import ratio_distribute
 
-        paddings = self._paddings()
         if max_width < 3:  # narrower than a cell's padding and one character: Table's own rules
             return None
         maxima = []
@@ -141,46 +140,43 @@ class Listing:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         edges = 2 if self.show_edge else 0
-        widths = None if self._table_decides() else self._widths(options.max_width - edges - (len(self.columns) - 1))
+        paddings = self._paddings()
+        widths = None if self._table_decides() else \
+            self._widths(options.max_width - edges - (len(self.columns) - 1), paddings)
         if widths is None:
             yield self.table()
             return
         table_width = sum(widths) + edges + len(self.columns) - 1
-        table_options = options.update(width=table_width, height=None, highlight=False)
         plain = box.SIMPLE_HEAD.substitute(options, safe=console.safe_box)
         border = Style.null()
-        new_line = Segment.line()
         if self.title:
-            yield from console.render(self.title, table_options.update(justify="left"))
+            yield from console.render(self.title, options.update(width=table_width, height=None, highlight=False,
+                                                                 justify="left"))
         if self.show_edge:
             yield Segment(plain.get_top(widths), border)
-            yield new_line
+            yield Segment.line()
         headers = [console.get_style("table.header") + console.get_style(column.header_style or "")
                    for column in self.columns]
-        lines = [(headers, [column.header for column in self.columns], (plain.head_left, plain.head_vertical,
-                                                                       plain.head_right))]
-        last = len(self.rows) - 1
+        yield from self._row(console, widths, paddings, [column.header for column in self.columns], headers,
+                             (plain.head_left, plain.head_vertical, plain.head_right))
+        yield Segment(plain.get_row(widths, "head", edge=self.show_edge), border)
+        yield Segment.line()
         for index, row in enumerate(self.rows):
-            level = (plain.foot_left, plain.foot_vertical, plain.foot_right) if index == last else \
-                (plain.mid_left, plain.mid_vertical, plain.mid_right)
-            lines.append((None, list(row), level))
-        for number, (headers, cells, (left, divider, right)) in enumerate(lines):
-            yield from self._row(console, widths, headers, cells, left, divider, right)
-            if number == 0:
-                yield Segment(plain.get_row(widths, "head", edge=self.show_edge), border)
-                yield new_line
+            last = index == len(self.rows) - 1
+            yield from self._row(console, widths, paddings, list(row), None,
+                                 (plain.foot_left, plain.foot_vertical, plain.foot_right) if last else
+                                 (plain.mid_left, plain.mid_vertical, plain.mid_right))
         if self.show_edge:
             yield Segment(plain.get_bottom(widths), border)
-            yield new_line
+            yield Segment.line()
 
-    def _row(self, console: Console, widths: list[int], headers: list[Style] | None, cells: list[Text],
-             left: str, divider: str, right: str) -> RenderResult:
+    def _row(self, console: Console, widths: list[int], paddings: list[tuple[int, int]], cells: list[Text],
+             headers: list[Style] | None, box_parts: tuple[str, str, str]) -> RenderResult:
         """One row's lines (the header's when given its styles): each cell wrapped (or cut) in
         its column, padded, in its style; cells aligned to the top, headers to the bottom."""
         null = Style.null()
         rendered: list[list[list[Segment]]] = []
         styles = []
-        paddings = self._paddings()
         for index, (column, cell, width) in enumerate(zip(self.columns, cells, widths)):
             pad_left, pad_right = paddings[index]
             style = headers[index] if headers is not None else console.get_style(column.style or "")
@@ -198,21 +194,20 @@ class Listing:
             rendered.append(lines)
             styles.append(style)
         height = max(1, *(len(lines) for lines in rendered))
-        edge = Segment(left, null), Segment(right, null)
-        gap = Segment(divider, null)
         for lines, width, style in zip(rendered, widths, styles):  # a header at the bottom, cells at the top
             blanks = [[Segment(" " * width, style)]] * (height - len(lines))
             at = 0 if headers is not None else len(lines)
             lines[at:at] = blanks
+        left, divider, right = (Segment(part, null) for part in box_parts)
         for line_no in range(height):
             if self.show_edge:
-                yield edge[0]
+                yield left
             for index, lines in enumerate(rendered):
                 if index:
-                    yield gap
+                    yield divider
                 yield from lines[line_no]
             if self.show_edge:
-                yield edge[1]
+                yield right
             yield Segment.line()
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
